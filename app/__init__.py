@@ -1,0 +1,49 @@
+"""Flask application factory: settings first, then resources, then blueprints."""
+
+from __future__ import annotations
+
+import secrets
+
+from flask import Flask, g, request
+
+from settings import Settings, load_settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the web app. Tests pass their own ``Settings``; production reads the env."""
+    settings = settings or load_settings()
+    app = Flask(__name__)
+    app.config["SETTINGS"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False
+    app.json.compact = True
+
+    @app.before_request
+    def _request_id():
+        # Carried into the journal and the worker's log lines for this command.
+        g.request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
+
+    @app.after_request
+    def _echo_request_id(response):
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        return response
+
+    from app import auth, errors, redis_client
+
+    errors.init_app(app)
+    redis_client.init_app(app)
+    auth.init_app(app)
+
+    from workers.celery_app import make_celery
+
+    app.extensions["celery"] = make_celery(settings.broker)
+
+    from app.api import health, market_data, orders
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(orders.bp)
+    app.register_blueprint(market_data.bp)
+    from app import ws
+
+    ws.init_app(app)
+    return app

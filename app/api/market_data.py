@@ -1,0 +1,51 @@
+"""Public market data: order book, depth, trades, markets."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+from app.api.common import all_markets, get_redis, market_for, query
+from app.errors import ApiError
+from schemas.orders import BookQuery, LatestTradesQuery, SymbolQuery, TradesQuery
+from store import read
+from store.read import BadCursor
+
+bp = Blueprint("market_data", __name__)
+
+
+@bp.get("/api/orderbook")
+def orderbook():
+    q = query(BookQuery())
+    return jsonify(read.orderbook(get_redis(), market_for(q["symbol"]), q["levels"]))
+
+
+@bp.get("/api/orderbook/depth")
+def depth():
+    q = query(BookQuery())
+    return jsonify(read.depth(get_redis(), market_for(q["symbol"]), q["levels"]))
+
+
+@bp.get("/api/trades")
+def trades():
+    q = query(TradesQuery())
+    try:
+        items, next_cursor = read.trades(get_redis(), market_for(q["symbol"]), q["limit"],
+                                         q["cursor"])
+    except BadCursor:
+        raise ApiError(400, "VALIDATION_ERROR", "Unparseable cursor.",
+                       {"cursor": ["Unparseable cursor."]}) from None
+    return jsonify({"trades": items, "nextCursor": next_cursor})
+
+
+@bp.get("/api/trades/latest")
+def latest_trades():
+    q = query(LatestTradesQuery())
+    return jsonify({"trades": read.latest_trades(get_redis(), market_for(q["symbol"]),
+                                                 q["limit"])})
+
+
+@bp.get("/api/markets")
+def list_markets():
+    query(SymbolQuery(only=()))
+    return jsonify({"markets": read.market_summaries(get_redis(),
+                                                     list(all_markets().values()))})

@@ -1,0 +1,76 @@
+"""Every error leaves the service as one JSON envelope, never an HTML page.
+
+``{"error": {"code": "VALIDATION_ERROR", "message": "...", "fields": {...}}}``
+Business rejections are raised as ``ApiError``; Werkzeug's HTTP errors are mapped
+by status; anything else is a real fault: logged with the request id, answered 500.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from flask import Flask, g, jsonify
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+HTTP_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "TOO_MANY_REQUESTS",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+
+class ApiError(Exception):
+    """A client-facing error: status, stable code, message, optional per-field details."""
+
+    def __init__(self, status: int, code: str, message: str, fields: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.fields = status, code, message, fields
+
+
+def error_response(status: int, code: str, message: str, fields: dict | None = None):
+    body = {"code": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    response = jsonify({"error": body})
+    response.status_code = status
+    return response
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(err: ApiError):
+        return error_response(err.status, err.code, err.message, err.fields)
+
+    @app.errorhandler(ValidationError)
+    def _validation_error(err: ValidationError):
+        fields = err.messages if isinstance(err.messages, dict) else {"_schema": err.messages}
+        return error_response(400, "VALIDATION_ERROR", "Invalid request.", fields)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(err: HTTPException):
+        status = err.code or 500
+        return error_response(status, HTTP_CODES.get(status, "HTTP_ERROR"), err.description)
+
+    @app.errorhandler(redis.exceptions.ConnectionError)
+    @app.errorhandler(redis.exceptions.TimeoutError)
+    @app.errorhandler(redis.exceptions.BusyLoadingError)
+    def _store_unavailable(err: Exception):
+        log.warning("store unavailable: %s", err)
+        return error_response(503, "STORE_UNAVAILABLE", "The order store is unreachable; retry.")
+
+    @app.errorhandler(Exception)
+    def _fault(err: Exception):
+        # A real fault, not something the client sent: log it with the request id.
+        log.exception("unhandled error (request %s)", g.get("request_id"))
+        return error_response(500, "INTERNAL_ERROR", "Internal error; it has been logged.")

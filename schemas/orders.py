@@ -1,0 +1,291 @@
+"""Order and trade shapes on the wire: request validation in, exact JSON out.
+
+camelCase on the wire (``data_key``), snake_case and integers inside. The request
+schemas turn decimals into ticks and lots for one market; the ``*_json`` functions
+write stored or live state back as the contract's JSON (fast: they run for every
+order and trade the service publishes).
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
+
+from engine.types import (
+    OrderType,
+    Reason,
+    SelfTradePrevention,
+    Side,
+    Status,
+    TimeInForce,
+)
+from schemas.markets import Market, UnknownMarket, get_market
+from settings import Settings
+
+_DECIMAL_TEXT = re.compile(r"^[0-9]{1,20}(\.[0-9]{1,20})?$")
+CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class ExactDecimal(fields.Field):
+    """A JSON number or a decimal string, kept exact as ``Decimal`` (never a float)."""
+
+    default_error_messages = {"invalid": "Must be a decimal number (JSON number or string)."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or value is None:
+            raise self.make_error("invalid")
+        if isinstance(value, (int, Decimal)):
+            number = Decimal(value)
+        elif isinstance(value, float):  # only if a caller parsed floats: keep what was sent
+            number = Decimal(repr(value))
+        elif isinstance(value, str) and _DECIMAL_TEXT.match(value.strip()):
+            number = Decimal(value.strip())
+        else:
+            raise self.make_error("invalid")
+        try:
+            if not number.is_finite():
+                raise self.make_error("invalid")
+        except InvalidOperation:
+            raise self.make_error("invalid") from None
+        return number
+
+
+def _enum(enum_cls, **kwargs):
+    return fields.String(validate=validate.OneOf([e.value for e in enum_cls]), **kwargs)
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class PlaceOrderSchema(StrictSchema):
+    """``POST /api/orders`` body. Loads to a dict of integers for one market."""
+
+    symbol = fields.String(load_default=None)
+    type = _enum(Side, load_default=None, metadata={"description": "BUY or SELL (the side)"})
+    side = _enum(Side, load_default=None)
+    order_type = _enum(OrderType, data_key="orderType", load_default=OrderType.LIMIT.value)
+    price = ExactDecimal(load_default=None, allow_none=True)
+    quantity = ExactDecimal(required=True)
+    time_in_force = _enum(TimeInForce, data_key="timeInForce", load_default=None)
+    post_only = fields.Boolean(data_key="postOnly", load_default=False,
+                               truthy={True}, falsy={False})
+    client_order_id = fields.String(data_key="clientOrderId", load_default=None,
+                                    validate=validate.Regexp(CLIENT_ORDER_ID))
+    self_trade_prevention = _enum(SelfTradePrevention, data_key="selfTradePrevention",
+                                  load_default=SelfTradePrevention.NONE.value)
+
+    def __init__(self, settings: Settings | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.settings = settings or Settings()
+
+    @validates_schema
+    def _rules(self, data, **kwargs):
+        side, typ = data.get("side"), data.get("type")
+        if side is None and typ is None:
+            raise ValidationError("Missing data for required field.", "type")
+        if side and typ and side != typ:
+            raise ValidationError("'type' and 'side' disagree.", "side")
+        order_type = data.get("order_type")
+        tif = data.get("time_in_force")
+        if order_type == OrderType.MARKET:
+            if data.get("price") is not None:
+                raise ValidationError("A MARKET order takes no price.", "price")
+            if tif == TimeInForce.GTC:
+                raise ValidationError("A MARKET order is IOC or FOK.", "timeInForce")
+        elif data.get("price") is None:
+            raise ValidationError("A LIMIT order needs a price.", "price")
+        if data.get("post_only") and (order_type == OrderType.MARKET or tif not in (None, "GTC")):
+            raise ValidationError("postOnly is for GTC LIMIT orders only.", "postOnly")
+
+    @post_load
+    def _to_integers(self, data, **kwargs):
+        try:
+            market = get_market(self.settings, data["symbol"])
+        except UnknownMarket:
+            raise ValidationError(f"Unknown symbol {data['symbol']!r}.", "symbol") from None
+        errors = {}
+        price = None
+        if data["price"] is not None:
+            try:
+                price = market.to_ticks(data["price"])
+            except ValueError as exc:
+                errors["price"] = [f"Price {exc}."]
+        try:
+            quantity = market.to_lots(data["quantity"])
+        except ValueError as exc:
+            errors["quantity"] = [f"Quantity {exc}."]
+        if errors:
+            raise ValidationError(errors)
+        order_type = OrderType(data["order_type"])
+        default_tif = TimeInForce.IOC if order_type is OrderType.MARKET else TimeInForce.GTC
+        return {
+            "symbol": market.symbol,
+            "side": Side(data["side"] or data["type"]),
+            "order_type": order_type,
+            "time_in_force": TimeInForce(data["time_in_force"] or default_tif),
+            "price": price,
+            "quantity": quantity,
+            "post_only": data["post_only"],
+            "client_order_id": data["client_order_id"],
+            "self_trade_prevention": SelfTradePrevention(data["self_trade_prevention"]),
+        }
+
+
+class BatchSchema(StrictSchema):
+    orders = fields.List(fields.Raw(), required=True,
+                         validate=validate.Length(min=1, max=100))
+
+
+def _limit(default: int, maximum: int = 1000):
+    return fields.Integer(load_default=default, strict=False,
+                          validate=validate.Range(min=1, max=maximum))
+
+
+class SymbolQuery(StrictSchema):
+    symbol = fields.String(load_default=None)
+
+
+class WaitQuery(StrictSchema):
+    wait = fields.Boolean(load_default=False)
+    timeout = fields.Integer(load_default=5000, validate=validate.Range(min=0, max=30000))
+
+
+class OrdersQuery(SymbolQuery):
+    status = fields.String(load_default=None)
+    type = _enum(Side, load_default=None)
+    side = _enum(Side, load_default=None)
+    limit = _limit(100)
+    cursor = fields.String(load_default=None)
+
+    @post_load
+    def _statuses(self, data, **kwargs):
+        if data["status"] is not None:
+            statuses = [s.strip() for s in data["status"].split(",") if s.strip()]
+            bad = [s for s in statuses if s not in Status.__members__]
+            if bad or not statuses:
+                raise ValidationError(f"Unknown status {bad}.", "status")
+            data["status"] = set(statuses)
+        if data["side"] and data["type"] and data["side"] != data["type"]:
+            raise ValidationError("'type' and 'side' disagree.", "side")
+        data["side"] = data["side"] or data["type"]
+        return data
+
+
+class TradesQuery(SymbolQuery):
+    limit = _limit(100)
+    cursor = fields.String(load_default=None)
+
+
+class LatestTradesQuery(SymbolQuery):
+    limit = _limit(20)
+
+
+class BookQuery(SymbolQuery):
+    levels = _limit(50)
+
+
+# ---------------------------------------------------------------- output
+
+
+def order_json(market: Market, *, id, account_id, side, order_type, time_in_force, post_only,
+               price, quantity, filled, notional, status, reason, sequence, timestamp,
+               updated_at, client_order_id, self_trade_prevention) -> dict:
+    """The contract's Order object from integer state (all keyword arguments)."""
+    final = status in ("FILLED", "CANCELLED", "REJECTED")
+    return {
+        "id": id,
+        "clientOrderId": client_order_id or None,
+        "accountId": account_id,
+        "symbol": market.symbol,
+        "type": side,
+        "side": side,
+        "orderType": order_type,
+        "timeInForce": time_in_force,
+        "postOnly": post_only,
+        "selfTradePrevention": self_trade_prevention,
+        "price": market.price(price),
+        "quantity": market.quantity(quantity),
+        "filledQuantity": market.quantity(filled),
+        "remainingQuantity": 0.0 if final else market.quantity(quantity - filled),
+        "averagePrice": market.average_price(notional, filled),
+        "status": status,
+        "reason": reason or None,
+        "sequence": sequence,
+        "timestamp": timestamp,
+        "updatedAt": updated_at,
+    }
+
+
+def trade_json(market: Market, *, sequence, price, quantity, maker_order_id, taker_order_id,
+               taker_side, timestamp) -> dict:
+    buy, sell = ((taker_order_id, maker_order_id) if taker_side == "BUY"
+                 else (maker_order_id, taker_order_id))
+    return {
+        "id": f"trd_{market.symbol}_{sequence}",
+        "symbol": market.symbol,
+        "buyOrderId": buy,
+        "sellOrderId": sell,
+        "makerOrderId": maker_order_id,
+        "takerOrderId": taker_order_id,
+        "takerSide": taker_side,
+        "price": market.price(price),
+        "quantity": market.quantity(quantity),
+        "sequence": sequence,
+        "timestamp": timestamp,
+    }
+
+
+# Response schemas: documentation of the JSON above for /api/openapi.json.
+
+
+class OrderSchema(Schema):
+    id = fields.String(metadata={"example": "ord_3kTqGx0b4mD1vV2s"})
+    clientOrderId = fields.String(allow_none=True)
+    accountId = fields.String()
+    symbol = fields.String(metadata={"example": "BTC-USD"})
+    type = _enum(Side)
+    side = _enum(Side)
+    orderType = _enum(OrderType)
+    timeInForce = _enum(TimeInForce)
+    postOnly = fields.Boolean()
+    selfTradePrevention = _enum(SelfTradePrevention)
+    price = fields.Float(allow_none=True, metadata={"example": 101.25})
+    quantity = fields.Float()
+    filledQuantity = fields.Float()
+    remainingQuantity = fields.Float()
+    averagePrice = fields.Float(allow_none=True)
+    status = _enum(Status)
+    reason = _enum(Reason, allow_none=True)
+    sequence = fields.Integer()
+    timestamp = fields.Integer()
+    updatedAt = fields.Integer()
+
+
+class TradeSchema(Schema):
+    id = fields.String(metadata={"example": "trd_BTC-USD_77"})
+    symbol = fields.String()
+    buyOrderId = fields.String()
+    sellOrderId = fields.String()
+    makerOrderId = fields.String()
+    takerOrderId = fields.String()
+    takerSide = _enum(Side)
+    price = fields.Float()
+    quantity = fields.Float()
+    sequence = fields.Integer()
+    timestamp = fields.Integer()
+
+
+class OrderWithFillsSchema(OrderSchema):
+    fills = fields.List(fields.Nested(TradeSchema))

@@ -1,0 +1,128 @@
+"""Service settings: defaults in code, overridden by the environment in one place.
+
+Nothing else reads ``os.environ``: the web app, the worker and the tools call
+``load_settings()`` (or tests pass a ``Settings`` of their own).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+
+# The project's own Redis (Procfile `redis`, redis.conf) listens here, never on 6379.
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6390/0"
+
+DEFAULT_MARKETS = (
+    {"symbol": "BTC-USD", "tickSize": "0.01", "lotSize": "0.001"},
+    {"symbol": "ETH-USD", "tickSize": "0.01", "lotSize": "0.01"},
+)
+
+
+@dataclass(frozen=True)
+class MarketConfig:
+    symbol: str
+    tick_size: Decimal
+    lot_size: Decimal
+    max_price: Decimal = Decimal("10000000")
+    max_quantity: Decimal = Decimal("1000000")
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str = DEFAULT_REDIS_URL
+    broker_url: str | None = None  # defaults to redis_url
+    app_env: str = "development"
+    auth_required: bool = False
+    read_only: bool = False
+    log_level: str = "INFO"
+    log_dir: str = "logs"
+    port: int = 3000
+    markets: tuple[MarketConfig, ...] = field(
+        default_factory=lambda: tuple(_market(m) for m in DEFAULT_MARKETS)
+    )
+    api_keys: dict[str, str] = field(default_factory=dict)  # key -> account id
+    # Hostile-input limits: each breach is a clear 4xx.
+    max_body_bytes: int = 256 * 1024
+    max_batch: int = 100
+    max_open_orders_per_account: int = 100_000
+    # A matcher whose heartbeat is older than this is not alive (health 503).
+    heartbeat_stale_seconds: float = 5.0
+    max_healthy_lag: int = 10_000
+    # Symbols this worker process matches (empty: all markets).
+    worker_symbols: tuple[str, ...] = ()
+    # Commands applied per transaction at most (the worker batches naturally under load).
+    worker_batch: int = 500
+    # Tests only: kill the worker (SIGKILL) at these points with this probability.
+    fault_points: tuple[str, ...] = ()
+    fault_probability: float = 0.0
+
+    @property
+    def broker(self) -> str:
+        return self.broker_url or self.redis_url
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(m.symbol for m in self.markets)
+
+    def replace(self, **changes) -> Settings:
+        return replace(self, **changes)
+
+
+def _market(raw: dict) -> MarketConfig:
+    extra = {}
+    if "maxPrice" in raw:
+        extra["max_price"] = Decimal(str(raw["maxPrice"]))
+    if "maxQuantity" in raw:
+        extra["max_quantity"] = Decimal(str(raw["maxQuantity"]))
+    return MarketConfig(
+        symbol=raw["symbol"],
+        tick_size=Decimal(str(raw["tickSize"])),
+        lot_size=Decimal(str(raw["lotSize"])),
+        **extra,
+    )
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Build settings from the environment (``env`` for tests).
+
+    Markets come from ``MARKETS`` (a JSON list of {symbol, tickSize, lotSize,
+    maxPrice?, maxQuantity?}) or ``MARKETS_FILE`` (a file holding that list).
+    API keys come from ``API_KEYS`` as ``key:account,key:account``.
+    """
+    env = os.environ if env is None else env
+    app_env = env.get("APP_ENV", "development")
+    markets_raw = None
+    if env.get("MARKETS"):
+        markets_raw = json.loads(env["MARKETS"])
+    elif env.get("MARKETS_FILE"):
+        with open(env["MARKETS_FILE"]) as fh:
+            markets_raw = json.load(fh)
+    api_keys = {}
+    for pair in filter(None, env.get("API_KEYS", "").split(",")):
+        key, _, account = pair.partition(":")
+        api_keys[key.strip()] = account.strip()
+    settings = Settings(
+        redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
+        broker_url=env.get("CELERY_BROKER_URL") or None,
+        app_env=app_env,
+        auth_required=_bool(env.get("AUTH_REQUIRED"), default=app_env == "production"),
+        read_only=_bool(env.get("READ_ONLY")),
+        log_level=env.get("LOG_LEVEL", "INFO").upper(),
+        log_dir=env.get("LOG_DIR", "logs"),
+        port=int(env.get("PORT", "3000")),
+        api_keys=api_keys,
+        worker_symbols=tuple(filter(None, env.get("WORKER_SYMBOLS", "").split(","))),
+        fault_points=tuple(filter(None, env.get("FAULT_POINTS", "").split(","))),
+        fault_probability=float(env.get("FAULT_PROBABILITY", "0") or 0),
+    )
+    if markets_raw is not None:
+        settings = settings.replace(markets=tuple(_market(m) for m in markets_raw))
+    return settings

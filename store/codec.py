@@ -1,0 +1,114 @@
+"""How orders and commands are written in Redis hashes and journal entries (strings).
+
+| field    | meaning                         | field    | meaning                       |
+|----------|---------------------------------|----------|-------------------------------|
+| id       | order id                        | qty      | quantity in lots              |
+| sym      | symbol                          | filled   | filled lots                   |
+| acct     | account id                      | notional | sum of price*qty over fills   |
+| side     | BUY / SELL                      | status   | Status                        |
+| otype    | LIMIT / MARKET                  | reason   | Reason or ''                  |
+| tif      | GTC / IOC / FOK                 | seq      | acceptance sequence           |
+| post     | 1 / 0                           | ts       | accepted at (ms)              |
+| stp      | SelfTradePrevention             | upd      | last change (ms)              |
+| coid     | clientOrderId or ''             | rid      | request id (journal only)     |
+| price    | ticks, '' for MARKET            |          |                               |
+"""
+
+from __future__ import annotations
+
+from engine.types import (
+    CancelOrder,
+    Command,
+    Order,
+    OrderType,
+    PlaceOrder,
+    Reason,
+    SelfTradePrevention,
+    Side,
+    Status,
+    TimeInForce,
+)
+from schemas.markets import Market
+from schemas.orders import order_json
+
+
+def order_fields(order_id: str, account: str, request: dict, request_id: str) -> list[str]:
+    """Flat field/value list of a new order (journal entry and order hash share it)."""
+    price = request["price"]
+    return [
+        "id", order_id, "sym", request["symbol"], "acct", account,
+        "side", request["side"].value, "otype", request["order_type"].value,
+        "tif", request["time_in_force"].value, "post", "1" if request["post_only"] else "0",
+        "stp", request["self_trade_prevention"].value, "coid", request["client_order_id"] or "",
+        "price", "" if price is None else str(price), "qty", str(request["quantity"]),
+        "rid", request_id,
+    ]
+
+
+def command_from_entry(sequence: int, f: dict[str, str]) -> Command:
+    """A journal entry (stream fields) as an engine command."""
+    if f["op"] == "cancel":
+        return CancelOrder(sequence=sequence, timestamp=int(f["ts"]), order_id=f["id"])
+    return PlaceOrder(
+        sequence=sequence,
+        timestamp=int(f["ts"]),
+        order_id=f["id"],
+        side=Side(f["side"]),
+        order_type=OrderType(f["otype"]),
+        time_in_force=TimeInForce(f["tif"]),
+        price=int(f["price"]) if f["price"] else None,
+        quantity=int(f["qty"]),
+        account_id=f["acct"],
+        post_only=f["post"] == "1",
+        self_trade_prevention=SelfTradePrevention(f["stp"]),
+        client_order_id=f["coid"] or None,
+    )
+
+
+def order_from_hash(h: dict[str, str]) -> Order:
+    """A stored order as an engine ``Order`` (used to rebuild the books)."""
+    return Order(
+        id=h["id"],
+        side=Side(h["side"]),
+        order_type=OrderType(h["otype"]),
+        time_in_force=TimeInForce(h["tif"]),
+        price=int(h["price"]) if h["price"] else None,
+        quantity=int(h["qty"]),
+        sequence=int(h["seq"]),
+        timestamp=int(h["ts"]),
+        account_id=h["acct"],
+        post_only=h["post"] == "1",
+        self_trade_prevention=SelfTradePrevention(h["stp"]),
+        client_order_id=h["coid"] or None,
+        filled=int(h["filled"]),
+        notional=int(h["notional"]),
+        status=Status(h["status"]),
+        reason=Reason(h["reason"]) if h["reason"] else None,
+        updated_at=int(h["upd"]),
+    )
+
+
+def order_json_from_hash(h: dict[str, str], market: Market) -> dict:
+    return order_json(
+        market,
+        id=h["id"], account_id=h["acct"], side=h["side"], order_type=h["otype"],
+        time_in_force=h["tif"], post_only=h["post"] == "1",
+        price=int(h["price"]) if h["price"] else None, quantity=int(h["qty"]),
+        filled=int(h["filled"]), notional=int(h["notional"]), status=h["status"],
+        reason=h["reason"], sequence=int(h["seq"]), timestamp=int(h["ts"]),
+        updated_at=int(h["upd"]), client_order_id=h["coid"],
+        self_trade_prevention=h["stp"],
+    )
+
+
+def order_json_from_engine(o: Order, market: Market, status, reason, filled, notional,
+                           updated_at) -> dict:
+    return order_json(
+        market,
+        id=o.id, account_id=o.account_id, side=o.side.value, order_type=o.order_type.value,
+        time_in_force=o.time_in_force.value, post_only=o.post_only, price=o.price,
+        quantity=o.quantity, filled=filled, notional=notional, status=status.value,
+        reason=reason.value if reason else None, sequence=o.sequence, timestamp=o.timestamp,
+        updated_at=updated_at, client_order_id=o.client_order_id,
+        self_trade_prevention=o.self_trade_prevention.value,
+    )

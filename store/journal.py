@@ -1,0 +1,146 @@
+"""The accept side: one atomic Redis step per command (Lua), then a wake-up task.
+
+``accept`` assigns the per-symbol sequence, appends the command to the symbol's
+journal, stores the PENDING order with its indexes and clientOrderId, and publishes
+the ``accepted`` event, all in one script. The caller sends the matching task only
+when the script says the symbol was asleep (one task per burst, not per order).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import redis
+
+from schemas.orders import order_json
+from store import codec, keys
+
+_LUA = Path(__file__).with_name("lua")
+_SCRIPTS: dict[int, tuple[object, object]] = {}
+
+
+def _scripts(r: redis.Redis):
+    # Registered once per client: EVALSHA, reloading on NOSCRIPT after a Redis restart.
+    found = _SCRIPTS.get(id(r))
+    if found is None or found[0] is not r:
+        accept = r.register_script((_LUA / "accept.lua").read_text())
+        cancel = r.register_script((_LUA / "cancel.lua").read_text())
+        found = (r, (accept, cancel))
+        _SCRIPTS[id(r)] = found
+    return found[1]
+
+
+def new_order_id() -> str:
+    return "ord_" + secrets.token_urlsafe(12)
+
+
+@dataclass
+class Accepted:
+    """Outcome of one accept: ``created`` (with the order), ``duplicate``, ``limited``."""
+
+    outcome: str
+    order: dict | None = None  # the PENDING order JSON when created
+    order_id: str | None = None
+    sequence: int = 0
+    woke: bool = False
+
+
+def _pending_json(market, order_id, account, request) -> dict:
+    o = order_json(
+        market, id=order_id, account_id=account, side=request["side"].value,
+        order_type=request["order_type"].value, time_in_force=request["time_in_force"].value,
+        post_only=request["post_only"], price=request["price"], quantity=request["quantity"],
+        filled=0, notional=0, status="PENDING", reason=None, sequence=0, timestamp=0,
+        updated_at=0, client_order_id=request["client_order_id"],
+        self_trade_prevention=request["self_trade_prevention"].value,
+    )
+    for late in ("sequence", "timestamp", "updatedAt"):  # filled in by the script
+        del o[late]
+    return o
+
+
+def _accept_call(script, client, market, account, request, request_id, max_open):
+    order_id = new_order_id()
+    pending = _pending_json(market, order_id, account, request)
+    message = orjson.dumps({"type": "accepted", "symbol": market.symbol, "orders": [pending]})
+    prefix = message[: -len(b"}]}")] + b","
+    symbol = market.symbol
+    script(
+        keys=[keys.seq(symbol), keys.journal(symbol), keys.order(order_id),
+              keys.account_orders(account), keys.account_open(account),
+              keys.account_client_ids(account), keys.wake(symbol)],
+        args=[order_id, request["client_order_id"] or "", max_open,
+              keys.events_channel(symbol), prefix,
+              *codec.order_fields(order_id, account, request, request_id)],
+        client=client,
+    )
+    return order_id, pending
+
+
+def _accepted(reply, order_id, pending) -> Accepted:
+    code = int(reply[0])
+    if code == 0:
+        return Accepted("duplicate", order_id=reply[1])
+    if code == -1:
+        return Accepted("limited")
+    seq, ts = int(reply[1]), int(reply[2])
+    pending.update(sequence=seq, timestamp=ts, updatedAt=ts)
+    return Accepted("created", order=pending, order_id=order_id, sequence=seq,
+                    woke=bool(int(reply[3])))
+
+
+def accept_many(r: redis.Redis, items: list[tuple], max_open: int = 0) -> list[Accepted]:
+    """Accept ``(market, account, request, request_id)`` items in order, one round trip."""
+    accept, _ = _scripts(r)
+    pipe = r.pipeline(transaction=False)
+    pending = [_accept_call(accept, pipe, *item, max_open) for item in items]
+    replies = pipe.execute()
+    return [_accepted(reply, oid, p) for reply, (oid, p) in zip(replies, pending, strict=True)]
+
+
+def accept(r: redis.Redis, market, account: str, request: dict, request_id: str,
+           max_open: int = 0) -> Accepted:
+    return accept_many(r, [(market, account, request, request_id)], max_open)[0]
+
+
+@dataclass
+class CancelRequested:
+    outcome: str  # "queued" | "not_found" | "final"
+    symbol: str | None = None
+    sequence: int = 0
+    woke: bool = False
+    status: str | None = None
+
+
+def request_cancel(r: redis.Redis, order_id: str, account: str | None,
+                   request_id: str) -> CancelRequested:
+    """Journal a cancel for ``order_id`` (``account``: the owner it must have, or None)."""
+    symbol = r.hget(keys.order(order_id), "sym")
+    if symbol is None:
+        return CancelRequested("not_found")
+    _, cancel = _scripts(r)
+    reply = cancel(
+        keys=[keys.seq(symbol), keys.journal(symbol), keys.order(order_id), keys.wake(symbol)],
+        args=[order_id, account or "", request_id],
+    )
+    code = int(reply[0])
+    if code == -404:
+        return CancelRequested("not_found")
+    if code == -409:
+        return CancelRequested("final", symbol=symbol, status=reply[1])
+    return CancelRequested("queued", symbol=symbol, sequence=int(reply[1]),
+                           woke=bool(int(reply[3])))
+
+
+def read_after(r: redis.Redis, symbol: str, after: int, count: int | None = None):
+    """``(command, request id)`` of journal entries with sequence > ``after``, in order."""
+    entries = r.xrange(keys.journal(symbol), min=keys.stream_id(after + 1), count=count)
+    return [(codec.command_from_entry(keys.sequence_of(eid), f), f.get("rid", ""))
+            for eid, f in entries]
+
+
+def last_sequence(r: redis.Redis, symbol: str) -> int:
+    return int(r.get(keys.seq(symbol)) or 0)

@@ -1,0 +1,83 @@
+"""Apply a symbol's journal with the engine and commit each batch atomically.
+
+journal after the cursor -> engine.apply each command -> store.commit (one MULTI/EXEC,
+fenced by the lease and the cursor) -> published by the same transaction.
+The in-memory book is a cache of Redis: whenever a commit does not land, it is
+dropped and rebuilt from Redis before the next batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import time
+
+import redis
+
+from engine import apply
+from schemas.markets import Market
+from settings import Settings
+from store import journal, keys
+from store.books import load_book
+from store.commit import Fenced, commit
+
+log = logging.getLogger(__name__)
+
+
+class SymbolMatcher:
+    """The single writer of one symbol's book, while it holds the symbol's lease."""
+
+    def __init__(self, r: redis.Redis, market: Market, lease, settings: Settings):
+        self.r, self.market, self.lease, self.settings = r, market, lease, settings
+        self.symbol = market.symbol
+        self.book = None
+
+    def drain(self) -> int:
+        """Apply every journaled command after the cursor; returns how many were applied."""
+        if not self.lease.held:
+            return 0
+        if self.book is None:
+            self.book = load_book(self.r, self.symbol)
+        self.r.delete(keys.wake(self.symbol))  # later accepts wake us again
+        applied = 0
+        while True:
+            batch = journal.read_after(self.r, self.symbol, self.book.last_sequence,
+                                       self.settings.worker_batch)
+            if not batch:
+                return applied
+            self._fault("after_read")
+            try:
+                self._apply_and_commit(batch)
+            except Fenced as exc:
+                log.warning("commit fenced, rebuilding from Redis: %s", exc)
+                self.book = None
+                return applied
+            except BaseException:
+                self.book = None  # memory may be ahead of Redis: rebuild before going on
+                raise
+            applied += len(batch)
+
+    def _apply_and_commit(self, batch) -> None:
+        book = self.book
+        prev = book.last_sequence
+        events = []
+        for command, request_id in batch:
+            events.extend(apply(book, command))
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("applied %s seq=%s order=%s request_id=%s", type(command).__name__,
+                          command.sequence, command.order_id, request_id)
+        self._fault("before_commit")
+        commit(self.r, self.market, self.lease.token, prev, book.last_sequence, events,
+               int(time.time() * 1000))
+        log.info("committed %s seq %d..%d (%d commands) request_ids=%s", self.symbol,
+                 prev + 1, book.last_sequence, len(batch),
+                 ",".join(rid for _, rid in batch[:20] if rid))
+        self._fault("after_commit")
+
+    def _fault(self, point: str) -> None:
+        s = self.settings
+        if point in s.fault_points and random.random() < s.fault_probability:
+            log.warning("fault injection: killing the worker at %s", point)
+            os.kill(os.getpid(), signal.SIGKILL)

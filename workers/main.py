@@ -1,0 +1,43 @@
+"""Start the matching worker: ``python -m workers.main``.
+
+One Celery worker, solo pool, concurrency 1, consuming the queues of the symbols it
+owns (``WORKER_SYMBOLS``, default: every market).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import signals
+
+from settings import load_settings
+from workers import runtime
+from workers.celery_app import app, queue_for
+
+
+@signals.worker_ready.connect
+def _ready(**_):
+    runtime.start()
+
+
+@signals.worker_shutdown.connect
+def _shutdown(**_):
+    runtime.stop()
+
+
+def main() -> None:
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    symbols = settings.worker_symbols or settings.symbols
+    app.worker_main([
+        "worker", "--pool=solo", "--concurrency=1",
+        f"--queues={','.join(queue_for(s) for s in symbols)}",
+        f"--hostname=matching-{'-'.join(symbols)}@%h",
+        f"--loglevel={settings.log_level}",
+        "--without-gossip", "--without-mingle", "-E",
+    ])
+
+
+if __name__ == "__main__":
+    main()
