@@ -9,15 +9,25 @@ or moved the cursor, EXEC fails and nothing is written (``Fenced``).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 import redis
 
-from engine.types import FINAL_STATUSES, LevelChanged, OrderUpdated, Status, TradeExecuted
+from engine.types import (
+    FINAL_STATUSES,
+    LevelChanged,
+    OrderUpdated,
+    Side,
+    Status,
+    TradeExecuted,
+)
 from schemas.markets import Market
 from schemas.orders import trade_json
 from store import codec, keys
 
 RESTING = (Status.OPEN, Status.PARTIAL)
+_LUA = Path(__file__).with_name("lua") / "commit.lua"
 VOLUME_BUCKET_MS = 60_000
 
 
@@ -60,6 +70,19 @@ def commit(r: redis.Redis, market: Market, token: str, prev_applied: int, new_ap
         "trades": [t for _, t in trades],
         "orders": orders,
     }
+    batch = orjson.dumps({
+        "o": _order_rows(last),
+        "t": _trade_rows(trades),
+        "l": [[2 if lv.side is Side.BUY else 3, str(lv.price),
+               f"{lv.price}:{lv.quantity}:{lv.orders}" if lv.quantity else ""]
+              for lv in levels],
+        # No trades: leave "ts"/"lp" out. JSON null decodes to cjson.null in Lua, which is
+        # truthy, so commit.lua's `if batch.ts` would SET a null and raise mid-script,
+        # after the order writes (a Lua error is not rolled back): a torn commit.
+        **({"ts": str(trades[-1][0].sequence), "lp": str(trades[-1][0].price)}
+           if trades else {}),
+    })
+    script = _commit_script(r)
     with r.pipeline() as pipe:
         try:
             pipe.watch(keys.owner(symbol), keys.applied(symbol))
@@ -69,50 +92,45 @@ def commit(r: redis.Redis, market: Market, token: str, prev_applied: int, new_ap
             if int(applied or 0) != prev_applied:
                 raise Fenced(f"{symbol}: cursor at {applied}, expected {prev_applied}")
             pipe.multi()
-            _write_orders(pipe, symbol, last)
-            _write_trades(pipe, symbol, trades)
-            _write_levels(pipe, symbol, levels)
-            pipe.set(keys.applied(symbol), new_applied)
-            pipe.set(keys.heartbeat(symbol), now_ms)
-            pipe.publish(keys.events_channel(symbol), orjson.dumps(message))
+            script(
+                keys=[keys.resting(symbol), keys.book(symbol, "BUY"), keys.book(symbol, "SELL"),
+                      keys.trades(symbol), keys.volume(symbol), keys.trade_seq(symbol),
+                      keys.last_price(symbol), keys.applied(symbol), keys.heartbeat(symbol)],
+                args=[batch, new_applied, now_ms, keys.events_channel(symbol),
+                      orjson.dumps(message)],
+                client=pipe,
+            )
             pipe.execute()
         except redis.WatchError:
             raise Fenced(f"{symbol}: lease or cursor changed during the commit") from None
     return message
 
 
-def _write_orders(pipe, symbol: str, last: dict[str, OrderUpdated]) -> None:
-    resting = keys.resting(symbol)
+_SCRIPTS: dict[int, tuple] = {}
+
+
+def _commit_script(r: redis.Redis):
+    found = _SCRIPTS.get(id(r))
+    if found is None or found[0] is not r:
+        found = (r, r.register_script(_LUA.read_text()))
+        _SCRIPTS[id(r)] = found
+    return found[1]
+
+
+def _order_rows(last: dict[str, OrderUpdated]) -> list[list]:
+    rows = []
     for order_id, e in last.items():
         o = e.order
-        pipe.hset(keys.order(order_id), mapping={
-            "status": e.status.value, "reason": e.reason.value if e.reason else "",
-            "filled": e.filled, "notional": e.notional, "upd": e.updated_at,
-        })
-        if e.status in RESTING:
-            pipe.zadd(resting, {order_id: o.sequence})
-        elif e.status in FINAL_STATUSES:
-            pipe.zrem(resting, order_id)
-            pipe.zrem(keys.account_open(o.account_id), order_id)
+        state = "r" if e.status in RESTING else "f" if e.status in FINAL_STATUSES else ""
+        rows.append([keys.order(order_id), order_id, e.status.value,
+                     e.reason.value if e.reason else "", str(e.filled), str(e.notional),
+                     str(e.updated_at), str(o.sequence), state,
+                     keys.account_open(o.account_id)])
+    return rows
 
 
-def _write_trades(pipe, symbol: str, trades: list) -> None:
-    if not trades:
-        return
-    stream, volume = keys.trades(symbol), keys.volume(symbol)
-    for e, t in trades:
-        pipe.xadd(stream, {"t": orjson.dumps(t)}, id=keys.stream_id(e.sequence))
-        pipe.rpush(keys.order_fills(e.maker_order_id), e.sequence)
-        pipe.rpush(keys.order_fills(e.taker_order_id), e.sequence)
-        pipe.hincrby(volume, e.timestamp // VOLUME_BUCKET_MS, e.quantity)
-    last_trade = trades[-1][0]
-    pipe.set(keys.trade_seq(symbol), last_trade.sequence)
-    pipe.set(keys.last_price(symbol), last_trade.price)
-
-
-def _write_levels(pipe, symbol: str, levels: list[LevelChanged]) -> None:
-    for lv in levels:
-        key = keys.book(symbol, lv.side.value)
-        pipe.zremrangebyscore(key, lv.price, lv.price)
-        if lv.quantity:
-            pipe.zadd(key, {f"{lv.price}:{lv.quantity}:{lv.orders}": lv.price})
+def _trade_rows(trades: list) -> list[list]:
+    return [[keys.stream_id(e.sequence), orjson.dumps(t).decode(),
+             keys.order_fills(e.maker_order_id), keys.order_fills(e.taker_order_id),
+             str(e.sequence), str(e.timestamp // VOLUME_BUCKET_MS), str(e.quantity)]
+            for e, t in trades]

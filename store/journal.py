@@ -103,7 +103,15 @@ def accept_many(r: redis.Redis, items: list[tuple], max_open: int = 0) -> list[A
 
 def accept(r: redis.Redis, market, account: str, request: dict, request_id: str,
            max_open: int = 0) -> Accepted:
-    return accept_many(r, [(market, account, request, request_id)], max_open)[0]
+    """Accept one order: one EVALSHA (a pipeline would add a SCRIPT EXISTS round trip)."""
+    accept_script, _ = _scripts(r)
+    reply_box = []
+
+    def run(keys, args, client):
+        reply_box.append(accept_script(keys=keys, args=args, client=client))
+
+    order_id, pending = _accept_call(run, r, market, account, request, request_id, max_open)
+    return _accepted(reply_box[0], order_id, pending)
 
 
 @dataclass

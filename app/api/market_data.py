@@ -11,23 +11,25 @@ from store import read
 from store.read import BadCursor
 
 bp = Blueprint("market_data", __name__)
+_BOOK, _TRADES, _LATEST = BookQuery(), TradesQuery(), LatestTradesQuery()
+_NO_ARGS = SymbolQuery(only=())
 
 
 @bp.get("/api/orderbook")
 def orderbook():
-    q = query(BookQuery())
+    q = query(_BOOK)
     return jsonify(read.orderbook(get_redis(), market_for(q["symbol"]), q["levels"]))
 
 
 @bp.get("/api/orderbook/depth")
 def depth():
-    q = query(BookQuery())
+    q = query(_BOOK)
     return jsonify(read.depth(get_redis(), market_for(q["symbol"]), q["levels"]))
 
 
 @bp.get("/api/trades")
 def trades():
-    q = query(TradesQuery())
+    q = query(_TRADES)
     try:
         items, next_cursor = read.trades(get_redis(), market_for(q["symbol"]), q["limit"],
                                          q["cursor"])
@@ -39,13 +41,13 @@ def trades():
 
 @bp.get("/api/trades/latest")
 def latest_trades():
-    q = query(LatestTradesQuery())
+    q = query(_LATEST)
     return jsonify({"trades": read.latest_trades(get_redis(), market_for(q["symbol"]),
                                                  q["limit"])})
 
 
 @bp.get("/api/markets")
 def list_markets():
-    query(SymbolQuery(only=()))
+    query(_NO_ARGS)
     return jsonify({"markets": read.market_summaries(get_redis(),
                                                      list(all_markets().values()))})

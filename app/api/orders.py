@@ -47,6 +47,19 @@ def _order_with_fills(order_id: str, owner: str | None = None) -> dict:
     return order
 
 
+def _place_schema() -> PlaceOrderSchema:
+    # Built once per app: constructing a marshmallow schema costs more than loading with it.
+    ext = current_app.extensions
+    if "place_order_schema" not in ext:
+        ext["place_order_schema"] = PlaceOrderSchema(settings())
+    return ext["place_order_schema"]
+
+
+_WAIT_QUERY = WaitQuery()
+_ORDERS_QUERY = OrdersQuery()
+_BATCH = BatchSchema()
+
+
 def _error_item(err: ValidationError) -> dict:
     fields = err.messages if isinstance(err.messages, dict) else {"_schema": err.messages}
     return {"error": {"code": "VALIDATION_ERROR", "message": "Invalid order.", "fields": fields}}
@@ -56,9 +69,9 @@ def _error_item(err: ValidationError) -> dict:
 def place_order():
     account = auth.current_account(required=True)
     body = json_object()
-    wait = query(WaitQuery())
+    wait = query(_WAIT_QUERY)
     s = settings()
-    request_data = PlaceOrderSchema(s).load(body)
+    request_data = _place_schema().load(body)
     market = market_for(request_data["symbol"])
     result = journal.accept(get_redis(), market, account, request_data, g.request_id,
                             s.max_open_orders_per_account)
@@ -78,10 +91,10 @@ def place_order():
 def place_batch():
     account = auth.current_account(required=True)
     s = settings()
-    raw_orders = BatchSchema().load(json_object())["orders"]
+    raw_orders = _BATCH.load(json_object())["orders"]
     results: list = [None] * len(raw_orders)
     items, positions = [], []
-    schema = PlaceOrderSchema(s)
+    schema = _place_schema()
     for i, raw in enumerate(raw_orders):
         try:
             if not isinstance(raw, dict):
@@ -112,7 +125,7 @@ def place_batch():
 @bp.get("/api/orders")
 def list_orders():
     account = auth.current_account(required=True)
-    q = query(OrdersQuery())
+    q = query(_ORDERS_QUERY)
     if q["symbol"] is not None:
         market_for(q["symbol"])
     try:
@@ -134,7 +147,7 @@ def get_order(order_id: str):
 @bp.delete("/api/orders/<order_id>")
 def cancel_order(order_id: str):
     account = auth.current_account(required=True)
-    wait = query(WaitQuery())
+    wait = query(_WAIT_QUERY)
     owner = auth.owner_filter(account)
     outcome = journal.request_cancel(get_redis(), order_id, owner, g.request_id)
     if outcome.outcome == "not_found":
