@@ -54,6 +54,8 @@ class Settings:
     worker_symbols: tuple[str, ...] = ()
     # Commands applied per transaction at most (the worker batches naturally under load).
     worker_batch: int = 500
+    # The worker's own Prometheus endpoint (accept->processed latency etc.); 0: off.
+    worker_metrics_port: int = 0
     # Tests only: kill the worker (SIGKILL) at these points with this probability.
     fault_points: tuple[str, ...] = ()
     fault_probability: float = 0.0
@@ -120,6 +122,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         port=int(env.get("PORT", "3000")),
         api_keys=api_keys,
         worker_symbols=tuple(filter(None, env.get("WORKER_SYMBOLS", "").split(","))),
+        heartbeat_stale_seconds=float(env.get("HEARTBEAT_STALE_SECONDS") or 5.0),
+        worker_metrics_port=int(env.get("WORKER_METRICS_PORT") or 0),
         fault_points=tuple(filter(None, env.get("FAULT_POINTS", "").split(","))),
         fault_probability=float(env.get("FAULT_PROBABILITY", "0") or 0),
     )

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,9 +85,21 @@ class RedisServer:
                 self.kill()
 
 
+def _log_dir() -> str:
+    """Service logs of a test run go to a temp dir, not the checkout's logs/."""
+    global _LOG_DIR
+    if _LOG_DIR is None:
+        _LOG_DIR = tempfile.mkdtemp(prefix="matching-logs-")
+    return _LOG_DIR
+
+
+_LOG_DIR: str | None = None
+
+
 def service_env(redis_url: str, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"REDIS_URL": redis_url, "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING"})
+    env.update({"REDIS_URL": redis_url, "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING",
+                "LOG_DIR": _log_dir()})
     env.pop("CELERY_BROKER_URL", None)
     env.update(extra)
     return env

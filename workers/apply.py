@@ -22,6 +22,7 @@ from settings import Settings
 from store import journal, keys
 from store.books import load_book
 from store.commit import Fenced, commit
+from workers import metrics
 
 log = logging.getLogger(__name__)
 
@@ -38,19 +39,21 @@ class SymbolMatcher:
         """Apply every journaled command after the cursor; returns how many were applied."""
         if not self.lease.held:
             return 0
-        if self.book is None:
-            self.book = load_book(self.r, self.symbol)
+        # A local reference: the maintenance thread may drop self.book (lease lost) meanwhile.
+        book = self.book if self.book is not None else load_book(self.r, self.symbol)
+        self.book = book
         self.r.delete(keys.wake(self.symbol))  # later accepts wake us again
         applied = 0
         while True:
-            batch = journal.read_after(self.r, self.symbol, self.book.last_sequence,
+            batch = journal.read_after(self.r, self.symbol, book.last_sequence,
                                        self.settings.worker_batch)
             if not batch:
                 return applied
             self._fault("after_read")
             try:
-                self._apply_and_commit(batch)
+                self._apply_and_commit(book, batch)
             except Fenced as exc:
+                metrics.FENCED.labels(self.symbol).inc()
                 log.warning("commit fenced, rebuilding from Redis: %s", exc)
                 self.book = None
                 return applied
@@ -59,8 +62,7 @@ class SymbolMatcher:
                 raise
             applied += len(batch)
 
-    def _apply_and_commit(self, batch) -> None:
-        book = self.book
+    def _apply_and_commit(self, book, batch) -> None:
         prev = book.last_sequence
         events = []
         for command, request_id in batch:
@@ -69,11 +71,14 @@ class SymbolMatcher:
                 log.debug("applied %s seq=%s order=%s request_id=%s", type(command).__name__,
                           command.sequence, command.order_id, request_id)
         self._fault("before_commit")
-        commit(self.r, self.market, self.lease.token, prev, book.last_sequence, events,
-               int(time.time() * 1000))
-        log.info("committed %s seq %d..%d (%d commands) request_ids=%s", self.symbol,
-                 prev + 1, book.last_sequence, len(batch),
-                 ",".join(rid for _, rid in batch[:20] if rid))
+        now_ms, started = int(time.time() * 1000), time.perf_counter()
+        commit(self.r, self.market, self.lease.token, prev, book.last_sequence, events, now_ms)
+        metrics.observe_batch(self.symbol, batch, now_ms, time.perf_counter() - started)
+        # One JSON line per batch (logging_setup): grep a web request id to find its commit.
+        log.info("committed %s seq %d..%d (%d commands)", self.symbol, prev + 1,
+                 book.last_sequence, len(batch), extra={
+                     "symbol": self.symbol, "seq_from": prev + 1, "seq_to": book.last_sequence,
+                     "commands": len(batch), "request_ids": [rid for _, rid in batch if rid]})
         self._fault("after_commit")
 
     def _fault(self, point: str) -> None:

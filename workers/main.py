@@ -6,11 +6,11 @@ owns (``WORKER_SYMBOLS``, default: every market).
 
 from __future__ import annotations
 
-import logging
-
 from celery import signals
 
+import logging_setup
 from settings import load_settings
+from workers import metrics as worker_metrics
 from workers import runtime
 from workers.celery_app import app, queue_for
 
@@ -27,8 +27,8 @@ def _shutdown(**_):
 
 def main() -> None:
     settings = load_settings()
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging_setup.configure("worker", settings)  # JSON lines: LOG_DIR/worker.log + stderr
+    worker_metrics.start_server(settings.worker_metrics_port)  # WORKER_METRICS_PORT, 0: off
     symbols = settings.worker_symbols or settings.symbols
     app.worker_main([
         "worker", "--pool=solo", "--concurrency=1",
