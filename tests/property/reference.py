@@ -1,0 +1,185 @@
+"""A deliberately simple reference model of the matching rules, for property tests.
+
+One flat list of resting orders, re-sorted by (price, sequence) whenever it is needed;
+level totals recomputed by summing. Slow and obviously correct; shares no code with
+``engine.book`` / ``engine.matcher``. Events are plain tuples (see ``render``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.types import LevelChanged, OrderUpdated, TradeExecuted
+
+
+def render(event) -> tuple:
+    """A plain-tuple rendering of an engine event, comparable with the reference's."""
+    if isinstance(event, TradeExecuted):
+        return (
+            "trade", event.sequence, event.price, event.quantity,
+            event.maker_order_id, event.taker_order_id, str(event.taker_side), event.timestamp,
+        )  # fmt: skip
+    if isinstance(event, OrderUpdated):
+        return (
+            "order", event.order.id, str(event.status),
+            None if event.reason is None else str(event.reason),
+            event.filled, event.notional, event.updated_at,
+        )  # fmt: skip
+    if isinstance(event, LevelChanged):
+        return ("level", str(event.side), event.price, event.quantity, event.orders)
+    raise TypeError(event)
+
+
+@dataclass
+class RefOrder:
+    id: str
+    side: str
+    order_type: str
+    tif: str
+    price: int | None
+    quantity: int
+    sequence: int
+    account: str
+    post_only: bool
+    stp: str
+    filled: int = 0
+    notional: int = 0
+    status: str = "PENDING"
+
+    @property
+    def remaining(self) -> int:
+        return self.quantity - self.filled
+
+
+class ReferenceBook:
+    def __init__(self) -> None:
+        self.resting: list[RefOrder] = []
+        self.trade_seq = 0
+
+    # -------------------------------------------------------------- helpers
+
+    def side_orders(self, side: str) -> list[RefOrder]:
+        """Resting orders of one side, best first, then by sequence."""
+        if side == "BUY":
+            key = lambda o: (-o.price, o.sequence)  # noqa: E731
+        else:
+            key = lambda o: (o.price, o.sequence)  # noqa: E731
+        return sorted((o for o in self.resting if o.side == side), key=key)
+
+    def levels(self, side: str) -> list[tuple[int, int, int]]:
+        out: list[tuple[int, int, int]] = []
+        for o in self.side_orders(side):
+            if out and out[-1][0] == o.price:
+                p, q, n = out[-1]
+                out[-1] = (p, q + o.remaining, n + 1)
+            else:
+                out.append((o.price, o.remaining, 1))
+        return out
+
+    def level(self, side: str, price: int) -> tuple[int, int]:
+        mine = [o for o in self.resting if o.side == side and o.price == price]
+        return (sum(o.remaining for o in mine), len(mine))
+
+    # -------------------------------------------------------------- commands
+
+    def cancel(self, order_id: str, ts: int) -> list[tuple]:
+        for o in self.resting:
+            if o.id == order_id:
+                self.resting.remove(o)
+                o.status = "CANCELLED"
+                q, n = self.level(o.side, o.price)
+                return [
+                    ("order", o.id, "CANCELLED", "USER_CANCELLED", o.filled, o.notional, ts),
+                    ("level", o.side, o.price, q, n),
+                ]
+        return []
+
+    def place(self, o: RefOrder, ts: int) -> list[tuple]:
+        out: list[tuple] = []
+        other = "SELL" if o.side == "BUY" else "BUY"
+        opposite = self.side_orders(other)
+
+        def crosses(maker: RefOrder) -> bool:
+            if o.order_type == "MARKET":
+                return True
+            return maker.price <= o.price if o.side == "BUY" else maker.price >= o.price
+
+        crossing = [m for m in opposite if crosses(m)]
+        stp_active = o.stp != "NONE" and o.account != "anonymous"
+
+        def same_account(m: RefOrder) -> bool:
+            return stp_active and m.account == o.account
+
+        def update(x: RefOrder, reason=None):
+            return ("order", x.id, x.status, reason, x.filled, x.notional, ts)
+
+        if o.post_only and crossing:
+            o.status = "REJECTED"
+            return [update(o, "POST_ONLY_WOULD_CROSS")]
+
+        if o.tif == "FOK":
+            available = 0
+            for m in crossing:
+                if same_account(m):
+                    if o.stp == "CANCEL_MAKER":
+                        continue
+                    break
+                available += m.remaining
+            if available < o.quantity:
+                o.status = "CANCELLED"
+                return [update(o, "FOK_NOT_FILLABLE")]
+
+        touched: list[tuple[str, int]] = []
+
+        def touch(m: RefOrder) -> None:
+            if (m.side, m.price) not in touched:
+                touched.append((m.side, m.price))
+
+        taker_cancelled_by_stp = False
+        for m in crossing:
+            if o.remaining == 0:
+                break
+            if same_account(m):
+                if o.stp in ("CANCEL_MAKER", "CANCEL_BOTH"):
+                    self.resting.remove(m)
+                    m.status = "CANCELLED"
+                    touch(m)
+                    out.append(update(m, "SELF_TRADE_PREVENTED"))
+                if o.stp in ("CANCEL_TAKER", "CANCEL_BOTH"):
+                    taker_cancelled_by_stp = True
+                    break
+                continue
+            qty = min(o.remaining, m.remaining)
+            self.trade_seq += 1
+            out.append(("trade", self.trade_seq, m.price, qty, m.id, o.id, o.side, ts))
+            m.filled += qty
+            m.notional += qty * m.price
+            o.filled += qty
+            o.notional += qty * m.price
+            m.status = "FILLED" if m.remaining == 0 else "PARTIAL"
+            o.status = "FILLED" if o.remaining == 0 else "PARTIAL"
+            if m.remaining == 0:
+                self.resting.remove(m)
+            touch(m)
+            out.append(update(m))
+            out.append(update(o))
+
+        if o.remaining > 0:
+            if taker_cancelled_by_stp:
+                o.status = "CANCELLED"
+                out.append(update(o, "SELF_TRADE_PREVENTED"))
+            elif o.tif == "GTC" and o.order_type == "LIMIT":
+                if o.filled == 0:
+                    o.status = "OPEN"
+                    out.append(update(o))
+                self.resting.append(o)
+                touch(o)
+            else:
+                reason = "NO_LIQUIDITY" if o.filled == 0 and not opposite else "IOC_REMAINDER"
+                o.status = "CANCELLED"
+                out.append(update(o, reason))
+
+        for side, price in touched:
+            q, n = self.level(side, price)
+            out.append(("level", side, price, q, n))
+        return out
