@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 3000
 
-.PHONY: install run test lint bench load bench-ws soak verify clean
+.PHONY: install run test lint bench load bench-pipeline bench-ws soak verify clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
@@ -14,9 +14,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 install: $(VENV)/.installed
 
+# web gets $(PORT) (honcho numbers ports from -p in Procfile order).
 run: install
-	mkdir -p var logs
-	$(VENV)/bin/honcho start
+	mkdir -p var/redis logs
+	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6390/0} $(VENV)/bin/honcho start -p $(PORT)
 
 test: install
 	$(VENV)/bin/ruff check .
@@ -27,6 +28,30 @@ lint: install
 
 bench: install
 	$(PY) -m bench.engine_bench
+
+# Whole pipeline under load (own redis-server, gunicorn, one worker; wrk as the client).
+# LOAD_ARGS e.g. "--mode single --seconds 30 --clients 64 --profile" (py-spy: pip install).
+load: install
+	@command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+	$(PY) -m bench.load $(LOAD_ARGS)
+
+bench-pipeline: load
+
+# Crash soak: kill worker / redis-server / run a second worker under load, then check
+# nothing lost or doubled (own redis-server, gunicorn, worker). ROUNDS=50 by default.
+soak: install
+	$(PY) -m bench.soak --rounds $${ROUNDS:-50}
+
+# Replay every journal and compare with Redis (REDIS_URL; default the project's 6390).
+# VERIFY_ARGS e.g. "--symbol BTC-USD" or "--rebuild" (refused while a worker holds the lease).
+verify: install
+	$(PY) -m store.verify $(VERIFY_ARGS)
+
+# WebSocket fan-out: own redis-server, gunicorn, worker; 1000 clients on trade+orderbook of
+# BTC-USD/ETH-USD while orders flow. WS_BENCH_ARGS e.g. "--clients 1000 --rate 500
+# --seconds 15", "--synthetic" (publish commits, no REST/worker), "--worker-class gthread".
+bench-ws: install
+	$(PY) -m bench.ws_bench $(WS_BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var logs .pytest_cache .hypothesis

@@ -60,6 +60,15 @@ class ExactDecimal(fields.Field):
         return number
 
 
+class StrictBoolean(fields.Boolean):
+    """JSON true/false only: ``1``/``0`` are not booleans (``1 in {True}`` is, in Python)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
 def _enum(enum_cls, **kwargs):
     return fields.String(validate=validate.OneOf([e.value for e in enum_cls]), **kwargs)
 
@@ -79,8 +88,7 @@ class PlaceOrderSchema(StrictSchema):
     price = ExactDecimal(load_default=None, allow_none=True)
     quantity = ExactDecimal(required=True)
     time_in_force = _enum(TimeInForce, data_key="timeInForce", load_default=None)
-    post_only = fields.Boolean(data_key="postOnly", load_default=False,
-                               truthy={True}, falsy={False})
+    post_only = StrictBoolean(data_key="postOnly", load_default=False)
     client_order_id = fields.String(data_key="clientOrderId", load_default=None,
                                     validate=validate.Regexp(CLIENT_ORDER_ID))
     self_trade_prevention = _enum(SelfTradePrevention, data_key="selfTradePrevention",
@@ -289,3 +297,107 @@ class TradeSchema(Schema):
 
 class OrderWithFillsSchema(OrderSchema):
     fills = fields.List(fields.Nested(TradeSchema))
+
+
+# Request and envelope shapes that exist only for /api/openapi.json (the views build the
+# JSON directly; these document it).
+
+
+class BatchRequestSchema(Schema):
+    orders = fields.List(fields.Nested(PlaceOrderSchema), required=True,
+                         validate=validate.Length(min=1, max=100),
+                         metadata={"description": "1 to 100 orders, accepted in array order."})
+
+
+class ErrorBodySchema(Schema):
+    code = fields.String(required=True, metadata={"example": "VALIDATION_ERROR"})
+    message = fields.String(required=True)
+    fields_ = fields.Dict(data_key="fields", keys=fields.String(),
+                          values=fields.List(fields.String()),
+                          metadata={"description": "Per-field messages (validation errors)."})
+
+
+class ErrorSchema(Schema):
+    error = fields.Nested(ErrorBodySchema, required=True)
+
+
+class BatchResultsSchema(Schema):
+    results = fields.List(fields.Dict(), metadata={
+        "description": "One entry per submitted order, in the same order: an Order, or an "
+                       "Error object ({\"error\": {...}}) for an item that was rejected."})
+
+
+class OrderListSchema(Schema):
+    orders = fields.List(fields.Nested(OrderSchema))
+    nextCursor = fields.String(allow_none=True, metadata={
+        "description": "Pass as `cursor` for the next (older) page; null on the last page."})
+
+
+class TradeListSchema(Schema):
+    trades = fields.List(fields.Nested(TradeSchema))
+    nextCursor = fields.String(allow_none=True)
+
+
+class LatestTradesSchema(Schema):
+    trades = fields.List(fields.Nested(TradeSchema))
+
+
+class BookLevelSchema(Schema):
+    price = fields.Float(metadata={"example": 101.25})
+    quantity = fields.Float(metadata={"description": "Total resting quantity at the price."})
+    orders = fields.Integer(metadata={"description": "Resting orders at the price."})
+
+
+class OrderBookSchema(Schema):
+    symbol = fields.String()
+    sequence = fields.Integer(metadata={"description": "Last journal sequence reflected."})
+    timestamp = fields.Integer()
+    bids = fields.List(fields.Nested(BookLevelSchema), metadata={"description": "Best first."})
+    asks = fields.List(fields.Nested(BookLevelSchema), metadata={"description": "Best first."})
+    bestBid = fields.Float(allow_none=True)
+    bestAsk = fields.Float(allow_none=True)
+    spread = fields.Float(allow_none=True)
+    midPrice = fields.Float(allow_none=True)
+
+
+class DepthLevelSchema(Schema):
+    price = fields.Float()
+    quantity = fields.Float()
+    total = fields.Float(metadata={"description": "Cumulative quantity from the best price."})
+
+
+class DepthSchema(Schema):
+    symbol = fields.String()
+    sequence = fields.Integer()
+    bids = fields.List(fields.Nested(DepthLevelSchema))
+    asks = fields.List(fields.Nested(DepthLevelSchema))
+
+
+class MarketSummarySchema(Schema):
+    symbol = fields.String()
+    tickSize = fields.Float()
+    lotSize = fields.Float()
+    lastPrice = fields.Float(allow_none=True)
+    bestBid = fields.Float(allow_none=True)
+    bestAsk = fields.Float(allow_none=True)
+    volume24h = fields.Float()
+
+
+class MarketsSchema(Schema):
+    markets = fields.List(fields.Nested(MarketSummarySchema))
+
+
+class SymbolHealthSchema(Schema):
+    accepted = fields.Integer(metadata={"description": "Last accepted journal sequence."})
+    applied = fields.Integer(metadata={"description": "Last sequence the matcher committed."})
+    lag = fields.Integer()
+    heartbeatAgeMs = fields.Integer(allow_none=True)
+    ok = fields.Boolean()
+    problems = fields.List(fields.String())
+
+
+class HealthSchema(Schema):
+    status = fields.String(metadata={"example": "ok"})
+    readOnly = fields.Boolean()
+    redis = fields.Dict()
+    symbols = fields.Dict(keys=fields.String(), values=fields.Nested(SymbolHealthSchema))

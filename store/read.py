@@ -128,7 +128,7 @@ def list_orders(r: redis.Redis, markets: dict[str, Market], account: str, *, sym
     max_score, after_member = "+inf", None
     if cursor:
         score, after_member = decode_cursor(cursor, 2)
-        if not isinstance(score, int) or not isinstance(after_member, str):
+        if type(score) is not int or not isinstance(after_member, str):  # bool is an int
             raise BadCursor("unparseable cursor")
         max_score = score
     out: list[dict] = []
@@ -177,7 +177,7 @@ def trades(r: redis.Redis, market: Market, limit: int = 100, cursor: str | None 
     max_id = "+"
     if cursor:
         (before,) = decode_cursor(cursor, 1)
-        if not isinstance(before, int) or before < 1:
+        if type(before) is not int or before < 1:  # bool is an int too
             raise BadCursor("unparseable cursor")
         if before == 1:
             return [], None

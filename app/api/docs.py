@@ -1,0 +1,272 @@
+"""The API's own documentation: ``GET /api/openapi.json`` and a human page, ``GET /api/docs``.
+
+The OpenAPI 3 document is generated with apispec's MarshmallowPlugin from the schemas
+in ``schemas/orders.py`` (request bodies, query strings, responses), once per app. The
+page is rendered on the server from that document: plain HTML and inline CSS, no
+script and nothing fetched from elsewhere (it must work offline).
+"""
+
+from __future__ import annotations
+
+import html
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Blueprint, Response, current_app, jsonify
+
+from schemas import orders as s
+
+bp = Blueprint("docs", __name__)
+
+_ERRORS = {
+    "400": "Invalid request (validation error, bad JSON, bad query argument or cursor).",
+    "401": "Missing or invalid X-API-Key (when auth is required).",
+    "403": "Write on a read-only node (READ_ONLY_NODE).",
+    "404": "Not found.",
+    "405": "Method not allowed.",
+    "409": "Conflict (ORDER_NOT_CANCELLABLE).",
+    "413": "Body too large.",
+    "415": "Body is not application/json.",
+    "429": "Too many open orders for the account.",
+    "503": "The store is unreachable or the matcher is not ready.",
+}
+
+_ORDER_ID = {"in": "path", "name": "order_id", "required": True, "schema": {"type": "string"},
+             "description": "The server-assigned order id (`ord_...`)."}
+
+
+def _json(schema, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _op(summary: str, responses: dict, *, query=None, path_params=(), body=None,
+        errors=("400",), description: str = "") -> dict:
+    op = {"summary": summary, "responses": dict(responses)}
+    if description:
+        op["description"] = description
+    params = list(path_params)
+    if query is not None:
+        params.append({"in": "query", "schema": query})
+    if params:
+        op["parameters"] = params
+    if body is not None:
+        op["requestBody"] = {"required": True,
+                             "content": {"application/json": {"schema": body}}}
+    for code in errors:
+        op["responses"][code] = _json("Error", _ERRORS[code])
+    return op
+
+
+# (path, method, operation): the public contract, api.md section 3.
+OPERATIONS = [
+    ("/api/orders", "post", _op(
+        "Place an order",
+        {"202": _json("Order", "Accepted and journaled: status PENDING."),
+         "201": _json("OrderWithFills", "With wait=true: processed by the matcher, with fills."),
+         "200": _json("OrderWithFills", "The clientOrderId was seen before: the original "
+                                        "order; nothing placed.")},
+        query=s.WaitQuery, body=s.PlaceOrderSchema,
+        errors=("400", "401", "403", "413", "415", "429", "503"),
+        description="`type` or `side` names the side; prices and quantities are JSON numbers "
+                    "or decimal strings, exact multiples of the market's tickSize/lotSize. "
+                    "With `wait=true` the reply waits up to `timeout` ms for the matcher and "
+                    "falls back to 202 PENDING.")),
+    ("/api/orders/batch", "post", _op(
+        "Place up to 100 orders",
+        {"202": _json("BatchResults", "One result per order, in array order.")},
+        body=s.BatchRequestSchema, errors=("400", "401", "403", "413", "415", "503"),
+        description="Each order is validated and accepted on its own, in array order.")),
+    ("/api/orders", "get", _op(
+        "List the caller's orders, newest first",
+        {"200": _json("OrderList", "A page of orders.")}, query=s.OrdersQuery,
+        errors=("400", "401", "503"),
+        description="`status` is a comma-separated list. Follow `nextCursor` for older pages.")),
+    ("/api/orders/{order_id}", "get", _op(
+        "One order, with its fills",
+        {"200": _json("OrderWithFills", "The order.")}, path_params=[_ORDER_ID],
+        errors=("401", "404", "503"))),
+    ("/api/orders/{order_id}", "delete", _op(
+        "Cancel an order",
+        {"202": _json("OrderWithFills", "The cancel is queued; the order as currently known."),
+         "200": _json("OrderWithFills", "With wait=true: after the cancel was processed.")},
+        query=s.WaitQuery, path_params=[_ORDER_ID],
+        errors=("400", "401", "403", "404", "409", "503"),
+        description="The cancel goes through the symbol's ordered matching queue.")),
+    ("/api/orderbook", "get", _op(
+        "Aggregated order book", {"200": _json("OrderBook", "Bids highest first, asks lowest "
+                                                            "first.")},
+        query=s.BookQuery, errors=("400", "503"))),
+    ("/api/orderbook/depth", "get", _op(
+        "Market depth with cumulative totals", {"200": _json("Depth", "Depth levels.")},
+        query=s.BookQuery, errors=("400", "503"))),
+    ("/api/trades", "get", _op(
+        "Trade history, newest first", {"200": _json("TradeList", "A page of trades.")},
+        query=s.TradesQuery, errors=("400", "503"))),
+    ("/api/trades/latest", "get", _op(
+        "The latest trades", {"200": _json("LatestTrades", "Newest first.")},
+        query=s.LatestTradesQuery, errors=("400", "503"))),
+    ("/api/markets", "get", _op(
+        "Markets with last price, best bid/ask and 24 h volume",
+        {"200": _json("Markets", "Every configured market.")}, errors=("400", "503"))),
+    ("/api/health", "get", _op(
+        "Liveness and readiness",
+        {"200": _json("Health", "Ready: Redis reachable, matchers alive, lag bounded."),
+         "503": _json("Health", "Not ready (the body says why).")}, errors=())),
+    ("/api/openapi.json", "get", _op(
+        "This document", {"200": {"description": "OpenAPI 3 document (JSON)."}}, errors=())),
+    ("/api/docs", "get", _op(
+        "Human-readable API documentation",
+        {"200": {"description": "HTML page.", "content": {"text/html": {}}}}, errors=())),
+    ("/metrics", "get", _op(
+        "Prometheus metrics",
+        {"200": {"description": "Prometheus text format.", "content": {"text/plain": {}}}},
+        errors=())),
+    ("/ws", "get", _op(
+        "WebSocket: orderbook, trade and order_status channels",
+        {"101": {"description": "Switching protocols; JSON text frames follow (api.md "
+                              "section 4)."}}, errors=())),
+]
+
+# Nested schemas first: apispec names a nested schema on first sight.
+COMPONENTS = {
+    "PlaceOrder": s.PlaceOrderSchema, "Trade": s.TradeSchema, "Order": s.OrderSchema,
+    "BookLevel": s.BookLevelSchema, "DepthLevel": s.DepthLevelSchema,
+    "MarketSummary": s.MarketSummarySchema, "SymbolHealth": s.SymbolHealthSchema,
+    "ErrorBody": s.ErrorBodySchema, "Error": s.ErrorSchema,
+    "BatchRequest": s.BatchRequestSchema, "OrderWithFills": s.OrderWithFillsSchema,
+    "OrderList": s.OrderListSchema, "TradeList": s.TradeListSchema,
+    "LatestTrades": s.LatestTradesSchema, "BatchResults": s.BatchResultsSchema,
+    "OrderBook": s.OrderBookSchema, "Depth": s.DepthSchema, "Markets": s.MarketsSchema,
+    "Health": s.HealthSchema,
+}
+
+
+def _exact_decimal(self, field, **kwargs) -> dict:
+    if isinstance(field, s.ExactDecimal):
+        return {"type": ["number", "string"], "pattern": r"^[0-9]{1,20}(\.[0-9]{1,20})?$",
+                "description": "A JSON number or a decimal string; > 0, an exact multiple of "
+                               "the market's tickSize (price) or lotSize (quantity)."}
+    return {}
+
+
+def build_spec(app) -> dict:
+    """The OpenAPI document of ``app``'s routes (operations it does not serve are left out)."""
+    settings = app.config["SETTINGS"]
+    plugin = MarshmallowPlugin()
+    spec = APISpec(
+        title="Order matching service", version="1.0.0", openapi_version="3.1.0",
+        plugins=[plugin],
+        info={"description": "REST API of the matching service. Markets: " + ", ".join(
+            f"{m.symbol} (tickSize {m.tick_size}, lotSize {m.lot_size})"
+            for m in settings.markets) + ". Every error is {\"error\": {\"code\", "
+            "\"message\", \"fields\"?}}."},
+    )
+    plugin.converter.add_attribute_function(_exact_decimal)
+    spec.components.security_scheme("ApiKey", {"type": "apiKey", "in": "header",
+                                                "name": "X-API-Key"})
+    for name, schema in COMPONENTS.items():
+        spec.components.schema(name, schema=schema)
+    served = {(rule.rule.replace("<", "{").replace(">", "}"), method.lower())
+              for rule in app.url_map.iter_rules() for method in rule.methods}
+    paths: dict[str, dict] = {}
+    for path, method, op in OPERATIONS:
+        if (path, method) in served:
+            paths.setdefault(path, {})[method] = op
+    for path, ops in paths.items():
+        spec.path(path=path, operations=ops)
+    return spec.to_dict()
+
+
+def _spec() -> dict:
+    app = current_app._get_current_object()
+    doc = app.extensions.get("openapi")
+    if doc is None:
+        doc = app.extensions["openapi"] = build_spec(app)
+    return doc
+
+
+@bp.get("/api/openapi.json")
+def openapi_json():
+    return jsonify(_spec())
+
+
+# ---------------------------------------------------------------- the human page
+
+_CSS = """body{font:15px/1.45 system-ui,sans-serif;margin:2em auto;max-width:70em;color:#222}
+h2{border-bottom:1px solid #ccc;margin-top:2em}code,pre{background:#f4f4f4;padding:0 .2em}
+.op{border:1px solid #ddd;border-radius:4px;margin:1em 0;padding:.5em 1em}
+.m{display:inline-block;min-width:4.5em;font-weight:bold;color:#fff;padding:0 .4em;
+border-radius:3px;text-align:center}.get{background:#2a7}.post{background:#27c}
+.delete{background:#c33}table{border-collapse:collapse;margin:.4em 0}
+td,th{border:1px solid #ddd;padding:.15em .5em;text-align:left;vertical-align:top}"""
+
+
+def _type(schema: dict) -> str:
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[1]
+        return f'<a href="#schema-{name}">{html.escape(name)}</a>'
+    if schema.get("type") == "array":
+        return "array of " + _type(schema.get("items", {}))
+    kind = schema.get("type", "any")
+    text = "/".join(kind) if isinstance(kind, list) else str(kind)
+    if "enum" in schema:
+        text += " (" + " | ".join(str(v) for v in schema["enum"] if v is not None) + ")"
+    return html.escape(text)
+
+
+def _media(content: dict) -> str:
+    for media, body in content.items():
+        if "schema" in body:
+            return _type(body["schema"])
+        return html.escape(media)
+    return ""
+
+
+def render_page(doc: dict) -> str:
+    e = html.escape
+    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(doc['info']['title'])}"
+           f"</title><style>{_CSS}</style></head><body><h1>{e(doc['info']['title'])} "
+           f"<small>{e(doc['info']['version'])}</small></h1>",
+           f"<p>{e(doc['info'].get('description', ''))}</p>",
+           "<p>Machine-readable: <a href='/api/openapi.json'>/api/openapi.json</a> "
+           f"(OpenAPI {e(doc['openapi'])}).</p><h2>Endpoints</h2>"]
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            out.append(f"<div class='op'><span class='m {e(method)}'>{e(method.upper())}"
+                       f"</span> <code>{e(path)}</code> {e(op.get('summary', ''))}")
+            if op.get("description"):
+                out.append(f"<p>{e(op['description'])}</p>")
+            if op.get("parameters"):
+                out.append("<table><tr><th>parameter</th><th>in</th><th>type</th>"
+                           "<th>required</th><th>description</th></tr>")
+                for p in op["parameters"]:
+                    out.append(f"<tr><td><code>{e(p['name'])}</code></td><td>{e(p['in'])}</td>"
+                               f"<td>{_type(p.get('schema', {}))}</td>"
+                               f"<td>{'yes' if p.get('required') else ''}</td>"
+                               f"<td>{e(p.get('description', ''))}</td></tr>")
+                out.append("</table>")
+            if op.get("requestBody"):
+                out.append(f"<p>Body: {_media(op['requestBody']['content'])}</p>")
+            out.append("<table><tr><th>status</th><th>response</th><th>body</th></tr>")
+            for code, resp in op["responses"].items():
+                out.append(f"<tr><td>{e(code)}</td><td>{e(resp.get('description', ''))}</td>"
+                           f"<td>{_media(resp.get('content', {}))}</td></tr>")
+            out.append("</table></div>")
+    out.append("<h2>Schemas</h2>")
+    for name, schema in doc["components"]["schemas"].items():
+        required = set(schema.get("required", []))
+        out.append(f"<h3 id='schema-{e(name)}'>{e(name)}</h3><table><tr><th>field</th>"
+                   "<th>type</th><th>required</th><th>description</th></tr>")
+        for field, prop in schema.get("properties", {}).items():
+            out.append(f"<tr><td><code>{e(field)}</code></td><td>{_type(prop)}"
+                       f"{' or null' if prop.get('nullable') else ''}</td>"
+                       f"<td>{'yes' if field in required else ''}</td>"
+                       f"<td>{e(str(prop.get('description', '')))}</td></tr>")
+        out.append("</table>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+@bp.get("/api/docs")
+def docs_page():
+    return Response(render_page(_spec()), mimetype="text/html")

@@ -1,0 +1,370 @@
+"""Load bench of the whole pipeline: REST accept -> Celery wake-up -> worker -> commit.
+
+``python -m bench.load [--clients 32] [--seconds 15] [--mode single|batch|both]
+[--batch-size 100] [--profile]`` (``make load``) starts its own stack on free ports: a
+redis-server with the AOF on (appendonly yes, appendfsync everysec, as in redis.conf),
+gunicorn (``gunicorn -c gunicorn.conf.py wsgi:app``) and one matching worker. The load
+comes from ``wrk`` (C, keep-alive, closed loop: ``--clients`` connections each with one
+request in flight) running ``bench/load.lua``: GTC/IOC/MARKET/postOnly orders around a
+mid price on BTC-USD and ETH-USD, one per POST or ``--batch-size`` per batch POST.
+
+Per mode it prints: accepted/s (orders accepted during the run / run time), processed/s
+(orders / time from the first POST to the moment the applied cursor of every symbol
+reached its accepted sequence), POST latency p50/p99 (wrk), and accept->processed
+p50/p99 (order ``timestamp`` vs the ``timestamp`` of the commit message that applied it,
+read from the events channel). Then it checks the final state of every symbol against a
+replay of its journal through the engine (``tests.replay``). With ``--profile`` py-spy
+samples the gunicorn workers and the matching worker during the run and the top hot
+spots are printed. The LAST line is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+import redis
+
+from schemas.markets import get_market
+from settings import Settings
+from store import keys
+from tests.replay import diff_against_replay
+from tests.support import RedisServer, free_port, start_gunicorn, start_worker, stop, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+SYMBOLS = ("BTC-USD", "ETH-USD")
+SETTINGS = Settings()
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+class CommitWatcher:
+    """Subscribes to the events channels; accept->commit latency of every applied order."""
+
+    def __init__(self, url: str):
+        self.client = redis.Redis.from_url(url)
+        self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        self.pubsub.psubscribe(keys.EVENTS_PATTERN)
+        self.latencies: list[int] = []
+        self.commits = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            # listen() blocks without a socket timeout: a get_message(timeout) can time out
+            # in the middle of a large commit message and lose the connection.
+            for msg in self.pubsub.listen():
+                if self._stop.is_set():
+                    return
+                if msg["type"] == "pmessage":
+                    self._record(msg)
+        except (redis.RedisError, OSError, ValueError):
+            if not self._stop.is_set():
+                raise
+
+    def _record(self, msg) -> None:
+        event = orjson.loads(msg["data"])
+        if event.get("type") != "commit":
+            return
+        self.commits += 1
+        lo, hi, ts = event["prevSequence"], event["sequence"], event["timestamp"]
+        seen = set()
+        for o in event["orders"]:
+            if lo < o["sequence"] <= hi and o["id"] not in seen:  # the batch's own orders
+                seen.add(o["id"])
+                self.latencies.append(ts - o["timestamp"])
+
+    def take(self) -> list[int]:
+        out, self.latencies = self.latencies, []
+        return out
+
+    def close(self) -> None:
+        self._stop.set()
+        self.pubsub.close()  # ends listen() in the daemon thread
+        self.client.close()
+
+
+def counters(r: redis.Redis) -> dict[str, tuple[int, int]]:
+    """symbol -> (accepted sequence, applied cursor)."""
+    with r.pipeline(transaction=False) as pipe:
+        for s in SYMBOLS:
+            pipe.get(keys.seq(s))
+            pipe.get(keys.applied(s))
+        v = [int(x or 0) for x in pipe.execute()]
+    return {s: (v[2 * i], v[2 * i + 1]) for i, s in enumerate(SYMBOLS)}
+
+
+def orders_in_journal(r: redis.Redis, symbol: str, after: int) -> int:
+    """Places (not cancels) journaled after ``after``: the bench sends no cancels."""
+    return int(r.get(keys.seq(symbol)) or 0) - after
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def parse_wrk(out: str) -> dict:
+    figures = {}
+    for pct in ("50", "99"):
+        m = re.search(rf"^\s+{pct}(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if m:
+            figures[f"post_p{pct}_ms"] = round(float(m.group(1)) * _UNITS[m.group(2)], 3)
+    m = re.search(r"(\d+) requests in ([\d.]+)(s|m)", out)
+    if m:
+        figures["requests"] = int(m.group(1))
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    figures["non_2xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: (.*)", out)
+    figures["socket_errors"] = m.group(1).strip() if m else ""
+    return figures
+
+
+class Profiler:
+    """py-spy record (raw collapsed stacks) on a set of processes, for the run's duration."""
+
+    def __init__(self, workdir: Path):
+        self.workdir, self.procs = workdir, []
+        self.exe = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or \
+            shutil.which("py-spy")
+
+    def start(self, name: str, pid: int, seconds: int, subprocesses: bool = False) -> None:
+        if not self.exe:
+            print("py-spy not found: .venv/bin/pip install py-spy", file=sys.stderr)
+            return
+        out = self.workdir / f"{name}.txt"
+        args = [self.exe, "record", "-p", str(pid), "-d", str(seconds), "-r", "97",
+                "--nonblocking", "-f", "raw", "-o", str(out)]
+        if subprocesses:
+            args.append("--subprocesses")
+        self.procs.append((name, out, subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+
+    def report(self, top: int = 8) -> dict:
+        result = {}
+        for name, out, proc in self.procs:
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            if out.exists():
+                result[name] = hot_spots(out.read_text(), top)
+        self.procs = []
+        return result
+
+
+def _frame_name(frame: str) -> str:
+    # "function (path/to/file.py:123)" -> "function (file.py)"
+    m = re.match(r"(.*?) \((.*?):\d+\)$", frame.strip())
+    if not m:
+        return frame.strip()
+    path = m.group(2)
+    for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    return f"{m.group(1)} ({path})"
+
+
+def hot_spots(collapsed: str, top: int) -> dict:
+    """Self time by function (leaf frame) and inclusive time of project functions."""
+    self_time, inclusive, total = collections.Counter(), collections.Counter(), 0
+    for line in collapsed.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [_frame_name(f) for f in stack.split(";")]
+        frames = [f for f in frames if not f.startswith(("process ", "thread "))]
+        if not frames:
+            continue
+        self_time[frames[-1]] += n
+        for f in set(frames):
+            if f.split("(")[-1].startswith(("app/", "store/", "workers/", "engine/",
+                                            "schemas/")):
+                inclusive[f] += n
+    pct = lambda n: round(100 * n / total, 1) if total else 0.0  # noqa: E731
+    return {"samples": total,
+            "self": [(f, pct(n)) for f, n in self_time.most_common(top)],
+            "inclusive_project": [(f, pct(n)) for f, n in inclusive.most_common(top)]}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU seconds of a process and its children still alive (from /proc)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def run_mode(mode: str, args, base: str, r: redis.Redis, watcher: CommitWatcher,
+             web: subprocess.Popen, worker: subprocess.Popen, redis_pid: int,
+             workdir: Path) -> dict:
+    batch = args.batch_size if mode == "batch" else 0
+    before = counters(r)
+    watcher.take()
+    profiler = Profiler(workdir / mode) if args.profile else None
+    if profiler:
+        profiler.workdir.mkdir(exist_ok=True)
+        profiler.start("web", web.pid, args.seconds, subprocesses=True)
+        profiler.start("worker", worker.pid, args.seconds)
+    env = dict(os.environ, LOAD_BATCH=str(batch))
+    procs = {"web": web.pid, "worker": worker.pid, "redis": redis_pid}
+    cpu_before = {name: cpu_seconds(pid) for name, pid in procs.items()}
+    threads = max(1, min(args.threads, args.clients))
+    started = time.time()
+    wrk = subprocess.run(
+        ["wrk", "-t", str(threads), "-c", str(args.clients), "-d", f"{args.seconds}s",
+         "--timeout", "10s", "--latency", "-s", str(ROOT / "bench" / "load.lua"), base],
+        capture_output=True, text=True, env=env, check=False)
+    posting_done = time.time()
+    if wrk.returncode != 0:
+        raise RuntimeError(f"wrk failed: {wrk.stderr or wrk.stdout}")
+    # Requests still in flight when wrk stops are accepted a moment later: settle first.
+    after_post, last_change = counters(r), time.time()
+    while time.time() - last_change < 0.5:
+        time.sleep(0.05)
+        now = counters(r)
+        if any(now[s][0] != after_post[s][0] for s in SYMBOLS):
+            after_post, last_change = now, time.time()
+    accepted = sum(after_post[s][0] - before[s][0] for s in SYMBOLS)
+
+    def drained():
+        now = counters(r)
+        return all(now[s][1] >= after_post[s][0] for s in SYMBOLS)
+
+    wait_until(drained, timeout=600, interval=0.005, what="the worker to drain")
+    processed_at = time.time()
+    # CPU milliseconds per accepted order, per process: robust to other load on the box.
+    cpu = {name: round(1000 * (cpu_seconds(pid) - cpu_before[name]) / max(1, accepted), 3)
+           for name, pid in procs.items()}
+    time.sleep(0.3)  # the last commit messages reach the watcher
+    latencies = watcher.take()
+    hot = profiler.report() if profiler else None
+    figures = parse_wrk(wrk.stdout)
+    run_s = posting_done - started
+    result = {
+        "mode": mode, "clients": args.clients, "seconds": args.seconds,
+        "batch_size": batch or 1, "accepted": accepted,
+        "accepted_per_s": round(accepted / run_s, 1),
+        "processed_per_s": round(accepted / (processed_at - started), 1),
+        "drain_after_load_s": round(processed_at - posting_done, 2),
+        "post_p50_ms": figures.get("post_p50_ms"), "post_p99_ms": figures.get("post_p99_ms"),
+        "accept_to_processed_p50_ms": percentile(latencies, 50),
+        "accept_to_processed_p99_ms": percentile(latencies, 99),
+        "latency_samples": len(latencies), "requests": figures.get("requests"),
+        "non_2xx": figures["non_2xx"], "socket_errors": figures["socket_errors"],
+        "cpu_ms_per_order": cpu,
+    }
+    if hot:
+        result["profile"] = hot
+    print(f"[{mode}] accepted {accepted} orders in {run_s:.1f} s: "
+          f"{result['accepted_per_s']}/s accepted, {result['processed_per_s']}/s processed "
+          f"(drained {result['drain_after_load_s']} s after the load); POST p50 "
+          f"{result['post_p50_ms']} ms p99 {result['post_p99_ms']} ms; accept->processed "
+          f"p50 {result['accept_to_processed_p50_ms']} ms p99 "
+          f"{result['accept_to_processed_p99_ms']} ms; non-2xx {result['non_2xx']}; "
+          f"CPU ms per order {cpu}",
+          flush=True)
+    if hot:
+        for proc, spots in hot.items():
+            print(f"  profile {proc} ({spots['samples']} samples), self time:")
+            for f, p in spots["self"][:5]:
+                print(f"    {p:5.1f}%  {f}")
+            print("   inclusive (project code):")
+            for f, p in spots["inclusive_project"][:5]:
+                print(f"    {p:5.1f}%  {f}")
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--mode", choices=("single", "batch", "both"), default="both")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--profile", action="store_true", help="py-spy the web and worker")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+    args = parser.parse_args(argv)
+    if not shutil.which("wrk"):
+        print("wrk is missing: apt-get install -y wrk (make load does it)", file=sys.stderr)
+        return 2
+
+    workdir = Path(tempfile.mkdtemp(prefix="load-bench-"))
+    server = RedisServer(workdir / "redis", appendonly=True).start()
+    port = free_port()
+    env = {"LOG_DIR": str(workdir / "logs"), "LOG_LEVEL": "WARNING"}
+    web = worker = None
+    watcher = None
+    results, verify = [], {}
+    try:
+        web = start_gunicorn(server.url, port, workdir / "gunicorn.log", **env)
+        worker = start_worker(server.url, workdir / "worker.log", **env)
+        base = f"http://127.0.0.1:{port}"
+
+        def healthy():
+            with urllib.request.urlopen(f"{base}/api/health", timeout=2) as resp:
+                return resp.status == 200
+        wait_until(healthy, timeout=60, interval=0.1, what="/api/health 200")
+        r = redis.Redis.from_url(server.url, decode_responses=True)
+        watcher = CommitWatcher(server.url)
+        modes = ("single", "batch") if args.mode == "both" else (args.mode,)
+        for mode in modes:
+            results.append(run_mode(mode, args, base, r, watcher, web, worker,
+                                    server.process.pid, workdir))
+        started = time.time()
+        for s in SYMBOLS:
+            diffs = diff_against_replay(r, get_market(SETTINGS, s), model="engine")
+            verify[s] = {"journal": int(r.get(keys.seq(s)) or 0), "diffs": diffs[:5]}
+        ok = all(not v["diffs"] for v in verify.values())
+        print(f"final state vs journal replay: {'OK' if ok else 'DIFFERENT'} "
+              f"({time.time() - started:.1f} s) {json.dumps(verify)[:2000]}", flush=True)
+        info = r.info("memory")
+        summary = {"bench": "load", "results": results, "state_matches_replay": ok,
+                   "redis_used_memory_mb": round(info["used_memory"] / 2**20, 1),
+                   "cpus": os.cpu_count()}
+        print(json.dumps(summary, separators=(",", ":")))
+        return 0 if ok else 1
+    finally:
+        if watcher:
+            watcher.close()
+        stop(web)
+        stop(worker)
+        server.stop()
+        if args.keep:
+            print(f"kept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

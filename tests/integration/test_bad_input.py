@@ -1,0 +1,239 @@
+"""Hostile and malformed input: every case is a 4xx JSON error envelope, never HTML or a
+500, and nothing is stored (Redis key count unchanged) and nothing queued (the Celery
+queue of the symbol stays absent). Flask test client + real Redis, no worker."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from store.read import encode_cursor
+
+QUEUE = b"matching.BTC-USD"
+GOOD = {"symbol": "BTC-USD", "side": "BUY", "price": "100.01", "quantity": "0.5"}
+
+
+def good(**changes) -> dict:
+    body = {**GOOD, **changes}
+    return {k: v for k, v in body.items() if v is not _DROP}
+
+
+_DROP = object()
+
+
+@pytest.fixture
+def check(client, r):
+    """Send one request; assert a 4xx JSON envelope and that nothing was stored or queued."""
+    baseline = r.dbsize()
+
+    def _check(method, path, status=400, code=None, **kwargs):
+        resp = client.open(path, method=method, **kwargs)
+        assert resp.status_code == status, (method, path, resp.status_code, resp.data[:300])
+        assert resp.mimetype == "application/json", resp.data[:200]
+        err = resp.get_json()["error"]
+        assert isinstance(err["code"], str) and isinstance(err["message"], str)
+        assert set(err) <= {"code", "message", "fields"}
+        if code is not None:
+            assert err["code"] == code, err
+        assert r.dbsize() == baseline, "something was stored"
+        assert r.llen(QUEUE) == 0 and not r.exists(QUEUE), "something was queued"
+        return err
+
+    return _check
+
+
+def post_raw(check, data, content_type="application/json", path="/api/orders", **kw):
+    return check("POST", path, data=data, content_type=content_type, **kw)
+
+
+# ---------------------------------------------------------------- bodies
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"{", b"{'a': 1}", b'{"quantity": 1,}', b"\xff\xfe", b'{"a": NaN}',
+    b'{"price": Infinity}', b'{"price": -Infinity}', b"[" * 50_000 + b"]" * 50_000,
+])
+def test_bad_json_is_400(check, data):
+    post_raw(check, data)
+    post_raw(check, data, path="/api/orders/batch")
+
+
+@pytest.mark.parametrize("data", [b"[]", b"null", b"1", b'"order"', b"true", b"[{}]"])
+def test_non_object_body_is_400(check, data):
+    post_raw(check, data)
+    post_raw(check, data, path="/api/orders/batch")
+
+
+@pytest.mark.parametrize("body,field", [
+    (good(quantity=True), "quantity"),
+    (good(quantity=False), "quantity"),
+    (good(price=True), "price"),
+    (good(postOnly=1), "postOnly"),
+    (good(postOnly="true"), "postOnly"),
+    (good(postOnly=0), "postOnly"),
+    (good(quantity=[1]), "quantity"),
+    (good(quantity={"v": 1}), "quantity"),
+    (good(quantity=None), "quantity"),
+    (good(quantity=_DROP), "quantity"),
+    (good(symbol=5), "symbol"),
+    (good(side=1), "side"),
+    (good(side="buy"), "side"),
+    (good(side=_DROP), "type"),
+    (good(type="HOLD"), "type"),
+    (good(orderType="STOP"), "orderType"),
+    (good(timeInForce="GTD"), "timeInForce"),
+    (good(selfTradePrevention="ALWAYS"), "selfTradePrevention"),
+    (good(price="1e2"), "price"),
+    (good(price="0x10"), "price"),
+    (good(price="-1"), "price"),
+    (good(price=" "), "price"),
+    (good(price="NaN"), "price"),
+    (good(price="Infinity"), "price"),
+    (good(price=-100), "price"),
+    (good(price=0), "price"),
+    (good(price="0.00"), "price"),
+    (good(quantity=-1), "quantity"),
+    (good(quantity=0), "quantity"),
+    (good(price=0.30000000000000004), "price"),
+    (good(price="0.30000000000000004"), "price"),
+    (good(price="100.001"), "price"),
+    (good(quantity="0.0001"), "quantity"),
+    (good(quantity="1.00000000000000000000001"), "quantity"),
+    (good(price=10_000_000.01), "price"),
+    (good(price=1e300), "price"),
+    (good(quantity=1_000_001), "quantity"),
+    (good(quantity=10**40), "quantity"),
+    (good(extra=1), "extra"),
+    (good(Price=100), "Price"),
+    (good(symbol="DOGE-USD"), "symbol"),
+    (good(symbol=""), "symbol"),
+    (good(type="SELL"), "side"),
+    (good(orderType="MARKET"), "price"),
+    (good(price=_DROP), "price"),
+    (good(price=None), "price"),
+    (good(price=_DROP, orderType="MARKET", timeInForce="GTC"), "timeInForce"),
+    (good(postOnly=True, timeInForce="IOC"), "postOnly"),
+    (good(postOnly=True, timeInForce="FOK"), "postOnly"),
+    (good(postOnly=True, price=_DROP, orderType="MARKET"), "postOnly"),
+    (good(clientOrderId=""), "clientOrderId"),
+    (good(clientOrderId="a" * 65), "clientOrderId"),
+    (good(clientOrderId="has space"), "clientOrderId"),
+    (good(clientOrderId="é"), "clientOrderId"),
+    (good(clientOrderId="a/b"), "clientOrderId"),
+    (good(clientOrderId=12), "clientOrderId"),
+])
+def test_invalid_order_is_400_with_the_field_named(client, check, body, field):
+    err = check("POST", "/api/orders", json=body, code="VALIDATION_ERROR")
+    assert field in err.get("fields", {}), err
+    # the same order inside a batch is a per-item error, and nothing is stored either
+    resp = client.post("/api/orders/batch", json={"orders": [body]})
+    assert resp.status_code == 202, resp.get_json()
+    (item,) = resp.get_json()["results"]
+    assert item["error"]["code"] == "VALIDATION_ERROR" and field in item["error"]["fields"]
+    check("GET", "/api/orders/nothing", status=404)  # the stores are still untouched
+
+
+def test_sanity_the_good_order_is_accepted(client, r):
+    assert client.post("/api/orders", json=good()).status_code == 202
+    assert r.llen(QUEUE) == 1
+
+
+@pytest.mark.parametrize("body", [
+    {}, {"orders": "x"}, {"orders": {}}, {"orders": None}, {"orders": []},
+    {"orders": [GOOD] * 101}, {"orders": [GOOD], "extra": 1},
+])
+def test_bad_batch_envelope_is_400(check, body):
+    check("POST", "/api/orders/batch", json=body, code="VALIDATION_ERROR")
+
+
+def test_huge_body_is_413(check):
+    blob = json.dumps({**GOOD, "pad": "x" * 300_000})
+    check("POST", "/api/orders", status=413, data=blob, content_type="application/json")
+    big = {"orders": [dict(GOOD, clientOrderId="c" * 64)] * 100 + [{"pad": "x" * 300_000}]}
+    check("POST", "/api/orders/batch", status=413, json=big)
+
+
+@pytest.mark.parametrize("content_type", [
+    None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
+    "application/xml"])
+def test_wrong_content_type_is_415(check, content_type):
+    kwargs = {"data": json.dumps(GOOD)}
+    if content_type:
+        kwargs["content_type"] = content_type
+    check("POST", "/api/orders", status=415, **kwargs)
+    check("POST", "/api/orders/batch", status=415, **kwargs)
+
+
+# ---------------------------------------------------------------- query strings
+
+
+def _b64(obj) -> str:
+    return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("path", [
+    "/api/orders?limit=0", "/api/orders?limit=1001", "/api/orders?limit=abc",
+    "/api/orders?limit=1.5", "/api/orders?limit=-1", "/api/orders?limit=",
+    "/api/orders?status=DONE", "/api/orders?status=", "/api/orders?status=OPEN,,NOPE",
+    "/api/orders?side=buy", "/api/orders?type=BUY&side=SELL", "/api/orders?symbol=NOPE",
+    "/api/orders?foo=1", "/api/orders?limit=1&limit=2",
+    "/api/orders?cursor=!!!", "/api/orders?cursor=abc", f"/api/orders?cursor={_b64([1])}",
+    f"/api/orders?cursor={_b64(['x', 'y'])}", f"/api/orders?cursor={_b64([1.5, 'y'])}",
+    f"/api/orders?cursor={_b64([True, 'y'])}", f"/api/orders?cursor={_b64([10**400, 'y'])}",
+    f"/api/orders?cursor={_b64({'a': 1})}",
+    "/api/orderbook?levels=0", "/api/orderbook?levels=1001", "/api/orderbook?levels=x",
+    "/api/orderbook?symbol=NOPE", "/api/orderbook?depth=5",
+    "/api/orderbook/depth?levels=0", "/api/orderbook/depth?levels=5000",
+    "/api/orderbook/depth?symbol=btc-usd",
+    "/api/trades?limit=0", "/api/trades?limit=1001", "/api/trades?cursor=zzz",
+    f"/api/trades?cursor={_b64([0])}", f"/api/trades?cursor={_b64([-5])}",
+    f"/api/trades?cursor={_b64(['7'])}", f"/api/trades?cursor={_b64([True])}",
+    f"/api/trades?cursor={_b64([10**30])}", f"/api/trades?cursor={_b64([1, 2])}",
+    "/api/trades?symbol=NOPE", "/api/trades?since=1",
+    "/api/trades/latest?limit=0", "/api/trades/latest?limit=1001",
+    "/api/trades/latest?cursor=abc", "/api/trades/latest?symbol=NOPE",
+    "/api/markets?symbol=BTC-USD", "/api/markets?x=1",
+])
+def test_bad_query_is_400(check, path):
+    check("GET", path, code="VALIDATION_ERROR")
+
+
+@pytest.mark.parametrize("query", [
+    "wait=maybe", "wait=true&timeout=-1", "wait=true&timeout=30001", "timeout=abc",
+    "foo=1", "wait=1&wait=0"])
+def test_bad_wait_arguments_are_400(check, query):
+    check("POST", f"/api/orders?{query}", json=GOOD, code="VALIDATION_ERROR")
+
+
+def test_bad_cancel_arguments_are_4xx(client, check, r):
+    check("DELETE", "/api/orders/ord_unknown", status=404, code="ORDER_NOT_FOUND")
+    check("DELETE", "/api/orders/ord_unknown?wait=perhaps", code="VALIDATION_ERROR")
+    check("GET", "/api/orders/" + "x" * 5000, status=404)
+
+
+def test_cursors_from_the_service_still_work(client):
+    """The cursor checks above reject forgeries, not the real thing."""
+    assert client.get(f"/api/trades?cursor={encode_cursor(5)}").status_code == 200
+    assert client.get(f"/api/orders?cursor={encode_cursor(123, 'ord_x')}").status_code == 200
+
+
+# ---------------------------------------------------------------- routes and methods
+
+
+@pytest.mark.parametrize("path", ["/", "/api", "/api/order", "/api/orders/x/y",
+                                  "/api/orderbook/x", "/index.html", "/api/trades/latest/1"])
+def test_unknown_routes_are_404_json(check, path):
+    check("GET", path, status=404, code="NOT_FOUND")
+    check("POST", path, status=404, json=GOOD)
+
+
+@pytest.mark.parametrize("method,path", [
+    ("PUT", "/api/orders"), ("PATCH", "/api/orders"), ("DELETE", "/api/orders"),
+    ("PUT", "/api/orders/ord_x"), ("POST", "/api/orders/ord_x"),
+    ("DELETE", "/api/orderbook"), ("POST", "/api/trades"),
+    ("POST", "/api/markets"), ("POST", "/api/health"), ("PUT", "/api/trades/latest"),
+])
+def test_wrong_methods_are_405_json(check, method, path):
+    check(method, path, status=405, code="METHOD_NOT_ALLOWED")
