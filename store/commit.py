@@ -2,13 +2,15 @@
 
 Everything a batch changes — order states, resting set, book levels, trades, fills,
 the applied cursor, the heartbeat, and the event message — goes out in one
-transaction, so Redis is always before or after a batch, never in between. The
-transaction WATCHes the symbol's lease and cursor: if another worker took the lease
-or moved the cursor, EXEC fails and nothing is written (``Fenced``).
+transaction (the commit.lua script inside MULTI/EXEC), so Redis is always before or
+after a batch, never in between. The script first checks the symbol's lease token and
+that the cursor is where this writer left it: if another worker took the lease or moved
+the cursor, nothing is written (``Fenced``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import orjson
@@ -73,48 +75,44 @@ def commit(r: redis.Redis, market: Market, token: str, prev_applied: int, new_ap
     batch = orjson.dumps({
         "o": _order_rows(last),
         "t": _trade_rows(trades),
-        "l": [[2 if lv.side is Side.BUY else 3, str(lv.price),
+        "l": [[4 if lv.side is Side.BUY else 5, str(lv.price),
                f"{lv.price}:{lv.quantity}:{lv.orders}" if lv.quantity else ""]
               for lv in levels],
-        # No trades: leave "ts"/"lp" out. JSON null decodes to cjson.null in Lua, which is
-        # truthy, so commit.lua's `if batch.ts` would SET a null and raise mid-script,
-        # after the order writes (a Lua error is not rolled back): a torn commit.
+        # No trades: leave "ts"/"lp" out (JSON null would be cjson.null, truthy in Lua).
         **({"ts": str(trades[-1][0].sequence), "lp": str(trades[-1][0].price)}
            if trades else {}),
     })
-    script = _commit_script(r)
-    with r.pipeline() as pipe:
-        try:
-            pipe.watch(keys.owner(symbol), keys.applied(symbol))
-            owner, applied = pipe.mget(keys.owner(symbol), keys.applied(symbol))
-            if owner != token:
-                raise Fenced(f"{symbol}: lease held by another worker")
-            if int(applied or 0) != prev_applied:
-                raise Fenced(f"{symbol}: cursor at {applied}, expected {prev_applied}")
-            pipe.multi()
-            script(
-                keys=[keys.resting(symbol), keys.book(symbol, "BUY"), keys.book(symbol, "SELL"),
-                      keys.trades(symbol), keys.volume(symbol), keys.trade_seq(symbol),
-                      keys.last_price(symbol), keys.applied(symbol), keys.heartbeat(symbol)],
-                args=[batch, new_applied, now_ms, keys.events_channel(symbol),
-                      orjson.dumps(message)],
-                client=pipe,
-            )
-            pipe.execute()
-        except redis.WatchError:
-            raise Fenced(f"{symbol}: lease or cursor changed during the commit") from None
+    run_commit(r, [
+        keys.owner(symbol), keys.applied(symbol), keys.resting(symbol),
+        keys.book(symbol, "BUY"), keys.book(symbol, "SELL"), keys.trades(symbol),
+        keys.volume(symbol), keys.trade_seq(symbol), keys.last_price(symbol),
+        keys.heartbeat(symbol),
+    ], [token, str(prev_applied), batch, str(new_applied), now_ms,
+        keys.events_channel(symbol), orjson.dumps(message)])
     return message
 
 
-_SCRIPTS: dict[int, tuple] = {}
+_SCRIPT = _LUA.read_text()
+_SHA = hashlib.sha1(_SCRIPT.encode()).hexdigest()
 
 
-def _commit_script(r: redis.Redis):
-    found = _SCRIPTS.get(id(r))
-    if found is None or found[0] is not r:
-        found = (r, r.register_script(_LUA.read_text()))
-        _SCRIPTS[id(r)] = found
-    return found[1]
+def run_commit(r: redis.Redis, script_keys: list[str], args: list) -> None:
+    """MULTI, EVALSHA commit.lua, EXEC: one round trip. The fence is checked inside the
+    script (a WATCH on the lease would also trip on our own lease renewals)."""
+    for attempt in (1, 2):
+        try:
+            with r.pipeline(transaction=True) as pipe:
+                pipe.evalsha(_SHA, len(script_keys), *script_keys, *args)
+                pipe.execute()
+            return
+        except redis.exceptions.NoScriptError:
+            if attempt == 2:
+                raise
+            r.script_load(_SCRIPT)  # first use, or Redis restarted and lost its script cache
+        except redis.ResponseError as exc:
+            if "FENCED" in str(exc):
+                raise Fenced(f"{script_keys[0]}: {exc}") from None
+            raise
 
 
 def _order_rows(last: dict[str, OrderUpdated]) -> list[list]:

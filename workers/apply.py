@@ -42,13 +42,19 @@ class SymbolMatcher:
         # A local reference: the maintenance thread may drop self.book (lease lost) meanwhile.
         book = self.book if self.book is not None else load_book(self.r, self.symbol)
         self.book = book
-        self.r.delete(keys.wake(self.symbol))  # later accepts wake us again
-        applied = 0
+        applied, woken = 0, False
         while True:
             batch = journal.read_after(self.r, self.symbol, book.last_sequence,
                                        self.settings.worker_batch)
             if not batch:
-                return applied
+                if woken:
+                    return applied
+                # Idle: clear the wake flag so the next accept sends a task, then look once
+                # more for a command accepted just before the flag went (no task for it).
+                # While we drain, the flag stays set and accepts send no task at all.
+                self.r.delete(keys.wake(self.symbol))
+                woken = True
+                continue
             self._fault("after_read")
             try:
                 self._apply_and_commit(book, batch)

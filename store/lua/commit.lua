@@ -1,41 +1,71 @@
--- Write one batch of applied commands. Runs inside the fenced MULTI/EXEC of store/commit.py,
--- so it lands whole or not at all. Key names all come from store/keys.py (in KEYS or in the
--- batch); every value is a string (notional can pass 2^53, Lua numbers cannot).
--- KEYS: 1 resting set, 2 book BUY, 3 book SELL, 4 trades stream, 5 volume, 6 trade seq,
---       7 last price, 8 applied cursor, 9 heartbeat
--- ARGV: 1 batch JSON {o: orders, t: trades, l: levels, ts: last trade seq, lp: last price},
---       2 new applied sequence, 3 now (ms), 4 events channel, 5 event message
-local batch = cjson.decode(ARGV[1])
+-- Write one batch of applied commands, fenced. store/commit.py sends it as the only command
+-- of a MULTI/EXEC. A Lua error is NOT rolled back, so everything that can fail is checked
+-- before the first write: the fence, then the shape of the batch. Key names all come from
+-- store/keys.py (in KEYS or in the batch); every value is a string (notional can pass 2^53,
+-- Lua numbers cannot).
+-- KEYS: 1 owner lease, 2 applied cursor, 3 resting set, 4 book BUY, 5 book SELL,
+--       6 trades stream, 7 volume, 8 trade seq, 9 last price, 10 heartbeat
+-- ARGV: 1 lease token, 2 expected cursor, 3 batch JSON {o, t, l, ts?, lp?},
+--       4 new cursor, 5 now (ms), 6 events channel, 7 event message
+-- Returns 1, or an error 'FENCED ...' / 'BADBATCH ...' having written nothing.
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('FENCED lease held by another worker')
+end
+if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[2] then
+  return redis.error_reply('FENCED cursor moved')
+end
+local batch = cjson.decode(ARGV[3])
+
+local function all_strings(rows, width)
+  for _, row in ipairs(rows) do
+    for i = 1, width do
+      if type(row[i]) ~= 'string' then return false end
+    end
+  end
+  return true
+end
+if not (all_strings(batch.o, 10) and all_strings(batch.t, 7)) then
+  return redis.error_reply('BADBATCH order or trade row with a non-string field')
+end
+for _, l in ipairs(batch.l) do
+  if (l[1] ~= 4 and l[1] ~= 5) or type(l[2]) ~= 'string' or type(l[3]) ~= 'string' then
+    return redis.error_reply('BADBATCH level row')
+  end
+end
+if batch.ts ~= nil and (type(batch.ts) ~= 'string' or type(batch.lp) ~= 'string') then
+  return redis.error_reply('BADBATCH last trade')
+end
+
 -- o: order key, id, status, reason, filled, notional, updated, sequence,
---    'r' (resting) | 'f' (final) | '' (unchanged place), account open-orders key
+--    'r' (resting) | 'f' (final) | '' (neither), account open-orders key
 for _, o in ipairs(batch.o) do
   redis.call('HSET', o[1], 'status', o[3], 'reason', o[4], 'filled', o[5], 'notional', o[6],
              'upd', o[7])
   if o[9] == 'r' then
-    redis.call('ZADD', KEYS[1], o[8], o[2])
+    redis.call('ZADD', KEYS[3], o[8], o[2])
   elseif o[9] == 'f' then
-    redis.call('ZREM', KEYS[1], o[2])
+    redis.call('ZREM', KEYS[3], o[2])
     redis.call('ZREM', o[10], o[2])
   end
 end
 -- t: stream id, trade JSON, maker fills key, taker fills key, trade seq, volume minute, lots
 for _, t in ipairs(batch.t) do
-  redis.call('XADD', KEYS[4], t[1], 't', t[2])
+  redis.call('XADD', KEYS[6], t[1], 't', t[2])
   redis.call('RPUSH', t[3], t[5])
   redis.call('RPUSH', t[4], t[5])
-  redis.call('HINCRBY', KEYS[5], t[6], t[7])
+  redis.call('HINCRBY', KEYS[7], t[6], t[7])
 end
-if batch.ts then
-  redis.call('SET', KEYS[6], batch.ts)
-  redis.call('SET', KEYS[7], batch.lp)
+if batch.ts ~= nil then
+  redis.call('SET', KEYS[8], batch.ts)
+  redis.call('SET', KEYS[9], batch.lp)
 end
--- l: 2 (BUY) or 3 (SELL), price, member "price:qty:count" or '' when the level is gone
+-- l: 4 (BUY) or 5 (SELL), price, member "price:qty:count" or '' when the level is gone
 for _, l in ipairs(batch.l) do
   local key = KEYS[l[1]]
   redis.call('ZREMRANGEBYSCORE', key, l[2], l[2])
   if l[3] ~= '' then redis.call('ZADD', key, l[2], l[3]) end
 end
-redis.call('SET', KEYS[8], ARGV[2])
-redis.call('SET', KEYS[9], ARGV[3])
-redis.call('PUBLISH', ARGV[4], ARGV[5])
+redis.call('SET', KEYS[2], ARGV[4])
+redis.call('SET', KEYS[10], ARGV[5])
+redis.call('PUBLISH', ARGV[6], ARGV[7])
 return 1
