@@ -1,0 +1,359 @@
+"""The web process's one Redis pub/sub connection, fanned out to in-process listeners.
+
+The matching worker publishes one JSON message per commit on ``keys.events_channel(S)``
+(inside the commit's MULTI/EXEC), the accept path one ``accepted`` message per order.
+``EventHub`` holds ONE pattern subscription (``keys.EVENTS_PATTERN``) per web process,
+in a daemon thread started lazily after fork (``get_hub(app)``), and hands every message
+to the listeners registered for its symbol (WebSocket connections, ``app.ws``) and wakes
+the REST ``?wait=true`` waiters (``wait_for``).
+
+Listener protocol (called on the hub thread; all must return at once, never block):
+  ``on_event(symbol: str, event: dict) -> bool``  - one parsed message; True: it was
+                                            queued and the listener wants ``wake()``
+  ``wake()``                              - after a batch: everything queued is there
+  ``on_resync()``                         - the hub reconnected: messages may be lost,
+                                            re-read state (books: new snapshot; trades:
+                                            backfill from the trades stream)
+Register for one symbol, or for ``ALL`` (every symbol: order_status by orderId).
+
+Reconnect: on any Redis error the hub reconnects with exponential backoff (0.1 s .. 5 s),
+then calls ``on_resync()`` on every listener and re-checks every REST waiter's
+``already_done()`` (a commit may have been missed while disconnected).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+
+import orjson
+import redis
+
+from store import keys
+
+log = logging.getLogger(__name__)
+
+ALL = "*"
+_EXTENSION = "event_hub"
+_hubs: list[EventHub] = []
+_hubs_lock = threading.Lock()
+
+
+class _Waiter:
+    __slots__ = ("sequence", "event", "already_done")
+
+    def __init__(self, sequence: int, already_done: Callable[[], bool]):
+        self.sequence = sequence
+        self.event = threading.Event()
+        self.already_done = already_done
+
+
+class EventHub:
+    """One pub/sub connection, many listeners. Thread-safe; start() is idempotent."""
+
+    def __init__(self, redis_url: str, *, idle_ping_seconds: float = 5.0):
+        self.redis_url = redis_url
+        self.idle_ping_seconds = idle_ping_seconds
+        self._lock = threading.Lock()
+        self._listeners: dict[str, frozenset] = {}  # copy-on-write: read lock-free
+        self._waiters: dict[str, list] = {}  # symbol -> heap of (sequence, n, _Waiter)
+        self._counter = itertools.count()
+        self._last_sequence: dict[str, int] = {}
+        self._ready = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pubsub = None
+        self.pid = os.getpid()
+        # Counters, for /metrics and tests.
+        self.messages = 0
+        self.gaps = 0
+        self.reconnects = 0
+        self.bad_messages = 0
+
+    # -- lifecycle ------------------------------------------------------------------
+    def start(self) -> EventHub:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="event-hub", daemon=True
+                )
+                self._thread.start()
+        return self
+
+    def wait_ready(self, timeout: float) -> bool:
+        """True once the pattern subscription is confirmed by Redis."""
+        return self._ready.wait(timeout)
+
+    @property
+    def connected(self) -> bool:
+        return self._ready.is_set()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        self._ready.clear()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        with self._lock:
+            waiters = [w for heap in self._waiters.values() for _, _, w in heap]
+        for w in waiters:  # release blocked REST requests; they re-read the store
+            w.event.set()
+
+    # -- listeners ------------------------------------------------------------------
+    def add_listener(self, symbol: str, listener) -> None:
+        with self._lock:
+            self._listeners[symbol] = self._listeners.get(symbol, frozenset()) | {listener}
+
+    def remove_listener(self, symbol: str, listener) -> None:
+        with self._lock:
+            current = self._listeners.get(symbol)
+            if current and listener in current:
+                rest = current - {listener}
+                if rest:
+                    self._listeners[symbol] = rest
+                else:
+                    del self._listeners[symbol]
+
+    def listener_count(self) -> int:
+        listeners = set()
+        for group in list(self._listeners.values()):
+            listeners |= group
+        return len(listeners)
+
+    def last_sequence(self, symbol: str) -> int | None:
+        """The last commit sequence this hub saw for ``symbol`` (None: none yet)."""
+        return self._last_sequence.get(symbol)
+
+    # -- REST ?wait=true ------------------------------------------------------------
+    def wait_for(
+        self,
+        symbol: str,
+        sequence: int,
+        timeout: float,
+        already_done: Callable[[], bool],
+    ) -> bool:
+        """Block until a commit of ``symbol`` with sequence >= ``sequence`` is seen.
+
+        Registers first, then asks ``already_done()`` (the caller reads the applied
+        cursor), so a commit landing between the caller's accept and this call is never
+        missed. True: done; False: timed out.
+        """
+        self.start()
+        waiter = _Waiter(sequence, already_done)
+        entry = (sequence, next(self._counter), waiter)
+        with self._lock:
+            last = self._last_sequence.get(symbol)
+            if last is not None and last >= sequence:
+                return True
+            heapq.heappush(self._waiters.setdefault(symbol, []), entry)
+        try:
+            # A commit published before our subscription is live would be missed: on a
+            # process's first use wait (bounded) for Redis to confirm it, then look.
+            deadline = time.monotonic() + timeout
+            if not self._ready.is_set():
+                self._ready.wait(timeout)
+            if already_done():
+                return True
+            return waiter.event.wait(max(0.0, deadline - time.monotonic()))
+        finally:
+            with self._lock:
+                heap = self._waiters.get(symbol)
+                if heap and entry in heap and not waiter.event.is_set():
+                    heap.remove(entry)
+                    heapq.heapify(heap)
+                if heap == []:
+                    self._waiters.pop(symbol, None)
+
+    def _release_waiters(self, symbol: str, sequence: int) -> None:
+        with self._lock:
+            heap = self._waiters.get(symbol)
+            if not heap:
+                return
+            while heap and heap[0][0] <= sequence:
+                heapq.heappop(heap)[2].event.set()
+            if not heap:
+                del self._waiters[symbol]
+
+    def _recheck_waiters(self) -> None:
+        with self._lock:
+            waiters = [w for heap in self._waiters.values() for _, _, w in heap]
+        for w in waiters:
+            try:
+                if w.already_done():
+                    w.event.set()
+            except Exception:  # a store error: the waiter times out on its own
+                log.debug("waiter recheck failed", exc_info=True)
+
+    # -- the thread -----------------------------------------------------------------
+    def _connect(self):
+        client = redis.Redis.from_url(
+            self.redis_url,
+            socket_connect_timeout=2,
+            socket_keepalive=True,
+        )
+        pubsub = client.pubsub()
+        pubsub.psubscribe(keys.EVENTS_PATTERN)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # wait for Redis to confirm the subscription
+            msg = pubsub.get_message(timeout=0.5)
+            if msg and msg["type"] == "psubscribe":
+                return client, pubsub
+        raise redis.exceptions.TimeoutError("no psubscribe confirmation")
+
+    def _run(self) -> None:
+        backoff = 0.1
+        first = True
+        while not self._stop.is_set():
+            client = pubsub = None
+            try:
+                client, pubsub = self._connect()
+                self._pubsub = pubsub
+                if not first:
+                    self.reconnects += 1
+                    log.warning("event hub reconnected to Redis; resyncing listeners")
+                    self._resync()
+                elif self._all_listeners():
+                    # Registered while Redis was unreachable at start: resync them too.
+                    self._resync()
+                else:
+                    # A REST waiter registered before the subscription was confirmed may
+                    # have missed its commit: re-check it now that nothing can be missed.
+                    self._recheck_waiters()
+                first = False
+                self._ready.set()
+                backoff = 0.1
+                self._loop(pubsub)
+            except (redis.exceptions.RedisError, OSError) as err:
+                if not self._stop.is_set():
+                    log.warning("event hub lost Redis (%s); retrying in %.1fs", err, backoff)
+            except Exception:
+                log.exception("event hub crashed; restarting")
+            finally:
+                self._ready.clear()
+                for closable in (pubsub, client):
+                    try:
+                        if closable is not None:
+                            closable.close()
+                    except Exception:
+                        pass
+            if self._stop.wait(backoff):
+                break
+            backoff = min(backoff * 2, 5.0)
+
+    def _loop(self, pubsub) -> None:
+        last_rx = time.monotonic()
+        pinged = False
+        while not self._stop.is_set():
+            msg = pubsub.get_message(timeout=0.5)
+            now = time.monotonic()
+            if msg is None:
+                idle = now - last_rx
+                if idle > 3 * self.idle_ping_seconds:
+                    raise redis.exceptions.ConnectionError("pub/sub connection silent")
+                if idle > self.idle_ping_seconds and not pinged:
+                    pubsub.ping()
+                    pinged = True
+                continue
+            last_rx, pinged = now, False
+            # Under load take what is already buffered (up to a bound) and wake each
+            # listener once per batch, not once per message.
+            batch = []
+            while msg is not None:
+                if msg["type"] == "pmessage":
+                    batch.append(msg)
+                if len(batch) >= 100:
+                    break
+                msg = pubsub.get_message(timeout=0)
+            self._dispatch(batch)
+            # Let the connections (and REST requests) run between batches: under gevent
+            # nothing else runs while this loop does; under threads it drops the GIL.
+            time.sleep(0)
+
+    def _resync(self) -> None:
+        for listener in self._all_listeners():
+            try:
+                listener.on_resync()
+            except Exception:
+                log.exception("listener resync failed")
+        self._recheck_waiters()
+
+    def _all_listeners(self) -> set:
+        out = set()
+        for group in list(self._listeners.values()):
+            out |= group
+        return out
+
+    def _dispatch(self, batch: list) -> None:
+        woken = set()
+        for msg in batch:
+            self._dispatch_one(msg["channel"], msg["data"], woken)
+        for listener in woken:
+            try:
+                listener.wake()
+            except Exception:
+                log.exception("listener wake failed")
+
+    def _dispatch_one(self, channel, data, woken: set) -> None:
+        try:
+            if isinstance(channel, bytes):
+                channel = channel.decode()
+            symbol = keys.symbol_of_channel(channel)
+            event = orjson.loads(data)
+            if not isinstance(event, dict):
+                raise ValueError("not an object")
+        except Exception:
+            self.bad_messages += 1
+            log.warning("unparseable event on %r", channel)
+            return
+        self.messages += 1
+        event["symbol"] = symbol  # the channel's symbol is the one listeners go by
+        if event.get("type") == "commit":
+            sequence, prev = event.get("sequence"), event.get("prevSequence")
+            if isinstance(sequence, int):
+                last = self._last_sequence.get(symbol)
+                if last is not None and prev != last and sequence > last:
+                    # Listeners see it too (their own chain check) and resnapshot.
+                    self.gaps += 1
+                    log.warning("%s: commit chain gap (%s -> %s)", symbol, last, prev)
+                if last is None or sequence > last:
+                    self._last_sequence[symbol] = sequence
+                self._release_waiters(symbol, sequence)
+        listeners = self._listeners.get(symbol)
+        everyone = self._listeners.get(ALL)
+        if everyone:
+            listeners = (listeners | everyone) if listeners else everyone
+        if not listeners:
+            return
+        for listener in listeners:
+            try:
+                if listener.on_event(symbol, event):
+                    woken.add(listener)
+            except Exception:
+                log.exception("listener failed")
+
+
+def get_hub(app) -> EventHub:
+    """This process's hub (made and started on first use, after fork)."""
+    hub = app.extensions.get(_EXTENSION)
+    if hub is None or hub.pid != os.getpid():
+        with _hubs_lock:
+            hub = app.extensions.get(_EXTENSION)
+            if hub is None or hub.pid != os.getpid():
+                hub = EventHub(app.config["SETTINGS"].redis_url)
+                app.extensions[_EXTENSION] = hub
+                _hubs.append(hub)
+    return hub.start()
+
+
+def stop_all() -> None:
+    """Stop every hub of this process (gunicorn worker exit)."""
+    with _hubs_lock:
+        hubs = [h for h in _hubs if h.pid == os.getpid()]
+        _hubs.clear()
+    for hub in hubs:
+        hub.stop()

@@ -1,0 +1,587 @@
+"""``/ws``: the real-time relay (api.md §4, §5), on flask-sock.
+
+One ``Connection`` per socket. Its own thread (the gunicorn worker thread running the
+route) does all the work for it: reads client frames, reads snapshots, formats and
+sends. The hub thread (``app.events``) only appends parsed messages to the
+connection's bounded deque and sets its wake event, so a slow socket never holds back
+the hub, the matcher or the other clients. Past ``ws_queue_max`` queued messages the
+client is closed with 1008 "slow consumer".
+
+orderbook: the listener is registered before the snapshot is read; queued commits at or
+below the snapshot sequence are dropped, each later commit must chain (its
+``prevSequence`` equals the last commit this connection accounted for) or the
+connection sends a fresh snapshot. Commits with no book change advance the chain but
+send nothing, so ``prevSequence`` in what the client receives is always the sequence of
+the previous orderbook message it got for that symbol.
+trade: every trade once, in sequence; a hole (hub reconnect, missed message) is filled
+from the trades stream ``keys.trades(S)``.
+order_status: by symbol or by orderId; after ``auth`` only that account's orders. When
+auth is required, order_status needs ``auth`` first.
+
+Beyond api.md §4: acks ``{"event": "unsubscribed", ...}`` and ``{"event":
+"authenticated", "accountId"}``; update ``changes`` also carry the level's ``orders``
+count (as the snapshot levels do), so a client rebuilds exactly the REST book.
+Tunables (app.config ``WS_*`` or a Settings field of the same lower-case name):
+``DEFAULTS`` below. permessage-deflate is declined: frames are built once per message
+and the same bytes go to every client.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import weakref
+from collections import deque
+
+import orjson
+import redis
+from flask import Flask, current_app, request
+from flask_sock import Sock
+from simple_websocket import ConnectionClosed
+
+from app.auth import account_for_key
+from app.events import ALL, get_hub
+from schemas import ws as frames
+from schemas.markets import get_market
+from schemas.ws import FrameError
+from store import keys, read
+
+log = logging.getLogger(__name__)
+
+MAX_FRAME_BYTES = 64 * 1024  # a larger client frame gets FRAME_TOO_LARGE, socket stays open
+HARD_FRAME_BYTES = 1024 * 1024  # a larger one closes the socket (1009), never buffered
+DEFAULTS = {
+    "ws_queue_max": 1000,  # queued messages per client before "slow consumer"
+    "ws_max_subscriptions": 100,
+    "ws_ping_interval": 25.0,  # seconds; a client that misses a pong is closed
+    "ws_send_timeout": 10.0,  # a send blocked this long aborts the connection
+    "ws_sndbuf": 256 * 1024,  # per-socket kernel send buffer: bounds memory per client
+    "ws_snapshot_levels": 100_000,  # the whole book: updates can touch any level
+}
+SLOW_CONSUMER = (1008, "slow consumer")
+GOING_AWAY = (1001, "server shutting down")
+
+sock = Sock()
+_connections: weakref.WeakSet = weakref.WeakSet()
+_connections_lock = threading.Lock()
+
+
+def _option(app: Flask, name: str):
+    """app.config["WS_..."] first, then a Settings field of that name, then the default."""
+    settings = app.config["SETTINGS"]
+    return app.config.get(name.upper(), getattr(settings, name, DEFAULTS[name]))
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault(
+        "SOCK_SERVER_OPTIONS",
+        {
+            "ping_interval": _option(app, "ws_ping_interval"),
+            "max_message_size": HARD_FRAME_BYTES,
+        },
+    )
+    sock.init_app(app)
+
+    @app.before_request
+    def _no_permessage_deflate():
+        # Frames are small JSON sent to many clients: compressing each one per client
+        # costs more CPU than it saves, and uncompressed frames are built once per
+        # message and shared. Hide the client's offer from simple-websocket's handshake.
+        if request.path == "/ws":
+            request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+
+
+def close_all(reason: tuple[int, str] = GOING_AWAY) -> int:
+    """Close every connection of this process with ``reason`` (shutdown). Returns count."""
+    with _connections_lock:
+        conns = list(_connections)
+    for conn in conns:
+        conn.kill(reason)
+    return len(conns)
+
+
+def connection_count() -> int:
+    with _connections_lock:
+        return len(_connections)
+
+
+# -- helpers ----------------------------------------------------------------------------
+def _text_frame(payload: bytes) -> bytes:
+    """An unmasked, unfragmented server text frame (RFC 6455 §5.2)."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return bytes((0x81, 126)) + n.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + n.to_bytes(8, "big") + payload
+
+
+def _frame_cache(event: dict) -> dict:
+    # One shared event dict goes to many connections: format each frame once.
+    cache = event.get("\0frames")
+    if cache is None:
+        cache = event["\0frames"] = {}
+    return cache
+
+
+class _LockedSocket:
+    """The raw socket, with whole-buffer sends serialized between the connection's thread
+    and simple-websocket's reader thread (which answers pings and sends keepalives)."""
+
+    def __init__(self, raw):
+        self._raw = raw
+        self._lock = threading.Lock()
+
+    def send(self, data) -> int:
+        with self._lock:
+            self._raw.sendall(data)
+        return len(data)
+
+    sendall = send
+
+    def recv(self, n):
+        return self._raw.recv(n)
+
+    def fileno(self):
+        return self._raw.fileno()
+
+    def close(self):
+        self._raw.close()
+
+    def __getattr__(self, name):
+        return getattr(self._raw, name)
+
+
+class _Book:
+    __slots__ = ("chain", "last_sent")
+
+    def __init__(self):
+        self.chain: int | None = None  # last commit accounted for (None: need a snapshot)
+        self.last_sent: int | None = None  # sequence of the last orderbook message sent
+
+
+# -- the connection ---------------------------------------------------------------------
+class Connection:
+    def __init__(self, ws, app: Flask):
+        self.ws = ws
+        self.app = app
+        self.settings = app.config["SETTINGS"]
+        self.hub = get_hub(app)
+        self.queue_max = int(_option(app, "ws_queue_max"))
+        self.max_subs = int(_option(app, "ws_max_subscriptions"))
+        self.snapshot_levels = int(_option(app, "ws_snapshot_levels"))
+        self._wake = ws.event  # set by simple-websocket on inbound frames, by us on events
+        self.queue: deque = deque()
+        self._killed: tuple[int, str] | None = None
+        self._resync = False
+        self.books: dict[str, _Book] = {}
+        self.trades: dict[str, int] = {}  # symbol -> last trade sequence sent
+        self.status_symbols: set[str] = set()
+        self.status_orders: set[str] = set()
+        self.account: str | None = None
+        self._registered: set[str] = set()  # hub registrations (symbols, ALL)
+        self._redis = None
+        self._direct = self._no_extensions()
+        raw = ws.sock
+        try:
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, int(_option(app, "ws_sndbuf")))
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            raw.settimeout(float(_option(app, "ws_send_timeout")))
+        except OSError:
+            pass
+        ws.sock = _LockedSocket(raw)
+
+    def _no_extensions(self) -> bool:
+        # Without permessage-deflate a text frame is header + payload: we can cache
+        # the bytes and send them as they are. Otherwise go through wsproto.
+        try:
+            return not self.ws.ws.connection._proto.extensions
+        except AttributeError:
+            return False
+
+    # hub thread -----------------------------------------------------------------------
+    def on_event(self, symbol: str, event: dict) -> bool:
+        if self._killed is not None or not self._wants(symbol, event):
+            return False
+        if len(self.queue) >= self.queue_max:
+            self.kill(SLOW_CONSUMER)
+            return False
+        self.queue.append(event)  # no per-listener allocation: the hub's dict itself
+        return True
+
+    def wake(self) -> None:
+        if not self._wake.is_set():  # set() takes a lock; skip it when already set
+            self._wake.set()
+
+    def on_resync(self) -> None:
+        self._resync = True
+        self._wake.set()
+
+    def kill(self, reason: tuple[int, str]) -> None:
+        if self._killed is None:
+            self._killed = reason
+        self.queue.clear()
+        self._wake.set()
+
+    def _wants(self, symbol: str, event: dict) -> bool:
+        if event.get("type") == "commit":
+            if symbol in self.books:
+                return True
+            if symbol in self.trades and event.get("trades"):
+                return True
+        return bool(event.get("orders")) and self._wants_orders(symbol, event["orders"])
+
+    def _wants_orders(self, symbol: str, orders) -> bool:
+        if symbol in self.status_symbols:
+            return True
+        if self.status_orders:
+            return any(o.get("id") in self.status_orders for o in orders)
+        return False
+
+    # own thread -----------------------------------------------------------------------
+    def run(self) -> None:
+        with _connections_lock:
+            _connections.add(self)
+        try:
+            self._loop()
+        finally:
+            with _connections_lock:
+                _connections.discard(self)
+            for target in list(self._registered):
+                self.hub.remove_listener(target, self)
+            self._registered.clear()
+
+    def _loop(self) -> None:
+        ws = self.ws
+        while True:
+            self._wake.wait(30)
+            self._wake.clear()
+            while ws.input_buffer and self._killed is None:
+                self._handle(ws.input_buffer.pop(0))
+            if self._killed is not None:
+                code, message = self._killed
+                if ws.connected:
+                    try:
+                        ws.close(reason=code, message=message)
+                    except OSError:
+                        ws.connected = False
+                return
+            if not ws.connected:
+                return
+            if self._resync:
+                self._resync = False
+                self._after_reconnect()
+            self._drain()
+
+    @property
+    def redis(self):
+        if self._redis is None:
+            from app.redis_client import get_redis
+
+            with self.app.app_context():
+                self._redis = get_redis()
+        return self._redis
+
+    def send_obj(self, obj: dict) -> None:
+        self._send_payload(orjson.dumps(obj))
+
+    def _send_payload(self, payload: bytes) -> None:
+        if self._direct:
+            self._send_raw(_text_frame(payload))
+        else:
+            self._send_raw(payload, text=True)
+
+    def _send_raw(self, data: bytes, text: bool = False) -> None:
+        try:
+            if text:
+                self.ws.send(data.decode())  # through wsproto (permessage-deflate)
+            else:
+                self.ws.sock.sendall(data)
+        except OSError as err:
+            # Blocked past ws_send_timeout (or the peer vanished): the stream may hold
+            # half a frame, so no close frame can follow. Drop the connection.
+            log.debug("ws send failed (%s); dropping connection", err)
+            self.ws.connected = False
+            try:
+                self.ws.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            raise ConnectionAbortedError from err
+
+    def _error(self, code: str, message: str) -> None:
+        self.send_obj({"event": "error", "code": code, "message": message})
+
+    # inbound frames -------------------------------------------------------------------
+    def _handle(self, data) -> None:
+        if len(data) > MAX_FRAME_BYTES:
+            self._error(frames.FRAME_TOO_LARGE, f"A frame is at most {MAX_FRAME_BYTES} bytes.")
+            return
+        try:
+            raw = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            self._error(frames.BAD_FRAME, "A frame is one JSON object.")
+            return
+        try:
+            frame = frames.parse_frame(raw)
+            getattr(self, f"_op_{frame.op}")(frame)
+        except FrameError as err:
+            self._error(err.code, err.message)
+        except redis.exceptions.RedisError as err:
+            log.warning("ws: store unavailable: %s", err)
+            self._error(frames.UNAVAILABLE, "The order store is unreachable; retry.")
+
+    def _op_ping(self, frame) -> None:
+        self.send_obj({"event": "pong"})
+
+    def _op_auth(self, frame) -> None:
+        account = account_for_key(self.settings, frame.api_key)
+        if account is None:
+            raise FrameError(frames.AUTH_FAILED, "Unknown API key.")
+        self.account = account
+        self.send_obj({"event": "authenticated", "accountId": account})
+
+    def _check_symbol(self, symbol: str) -> None:
+        if symbol not in self.settings.symbols:
+            raise FrameError(frames.UNKNOWN_SYMBOL, f"Unknown symbol {symbol!r}.")
+
+    def _sub_count(self) -> int:
+        return (
+            len(self.books) + len(self.trades)
+            + len(self.status_symbols) + len(self.status_orders)
+        )
+
+    def _register(self, target: str) -> None:
+        if target not in self._registered:
+            self._registered.add(target)
+            self.hub.add_listener(target, self)
+
+    def _unregister_unused(self) -> None:
+        used = set(self.books) | set(self.trades) | self.status_symbols
+        if self.status_orders:
+            used.add(ALL)
+        for target in self._registered - used:
+            self._registered.discard(target)
+            self.hub.remove_listener(target, self)
+
+    def _op_subscribe(self, frame) -> None:
+        channel, symbol = frame.channel, frame.symbol
+        if symbol is not None:
+            self._check_symbol(symbol)
+        already = (
+            (channel == "orderbook" and symbol in self.books)
+            or (channel == "trade" and symbol in self.trades)
+            or (channel == "order_status" and (
+                symbol in self.status_symbols or frame.order_id in self.status_orders))
+        )
+        if not already and self._sub_count() >= self.max_subs:
+            raise FrameError(
+                frames.TOO_MANY_SUBSCRIPTIONS,
+                f"At most {self.max_subs} subscriptions per connection.",
+            )
+        if channel == "order_status" and self.settings.auth_required and self.account is None:
+            raise FrameError(frames.AUTH_FAILED, "order_status needs {'op': 'auth'} first.")
+        ack = {"event": "subscribed", "channel": channel}
+        if frame.order_id is not None:
+            ack["orderId"] = frame.order_id
+        else:
+            ack["symbol"] = symbol
+        self.hub.wait_ready(2.0)  # first use in this process: subscription confirmed
+        if channel == "orderbook":
+            book = self.books.get(symbol) or _Book()
+            book.chain = book.last_sent = None  # subscribing again: a fresh snapshot
+            self.books[symbol] = book
+            self._register(symbol)
+            self.send_obj(ack)
+            self._snapshot(symbol, book)
+        elif channel == "trade":
+            if symbol not in self.trades:
+                self._register(symbol)  # first, then read where the trades stand
+                last = self.redis.get(keys.trade_seq(symbol))
+                self.trades[symbol] = int(last) if last else 0
+            self.send_obj(ack)
+        elif frame.order_id is not None:
+            self.status_orders.add(frame.order_id)
+            self._register(ALL)
+            self.send_obj(ack)
+        else:
+            self.status_symbols.add(symbol)
+            self._register(symbol)
+            self.send_obj(ack)
+
+    def _op_unsubscribe(self, frame) -> None:
+        channel, symbol = frame.channel, frame.symbol
+        if symbol is not None:
+            self._check_symbol(symbol)
+        if channel == "orderbook":
+            self.books.pop(symbol, None)
+        elif channel == "trade":
+            self.trades.pop(symbol, None)
+        elif frame.order_id is not None:
+            self.status_orders.discard(frame.order_id)
+        else:
+            self.status_symbols.discard(symbol)
+        self._unregister_unused()
+        ack = {"event": "unsubscribed", "channel": channel}
+        if frame.order_id is not None:
+            ack["orderId"] = frame.order_id
+        else:
+            ack["symbol"] = symbol
+        self.send_obj(ack)
+
+    # outbound ---------------------------------------------------------------------------
+    def _snapshot(self, symbol: str, book: _Book) -> None:
+        try:
+            data = read.orderbook(
+                self.redis, get_market(self.settings, symbol), self.snapshot_levels
+            )
+        except redis.exceptions.RedisError as err:
+            # Stay subscribed; the next commit or the hub's reconnect retries.
+            book.chain = book.last_sent = None
+            log.warning("ws: snapshot of %s failed: %s", symbol, err)
+            self._error(frames.UNAVAILABLE, f"Snapshot of {symbol} unavailable; retrying.")
+            return
+        sequence = int(data["sequence"])
+        book.chain = book.last_sent = sequence
+        self.send_obj({
+            "event": "orderbook", "type": "snapshot", "symbol": symbol,
+            "sequence": sequence, "bids": data["bids"], "asks": data["asks"],
+        })
+
+    def _after_reconnect(self) -> None:
+        for symbol, book in list(self.books.items()):
+            self._snapshot(symbol, book)
+        for symbol in list(self.trades):
+            self._backfill(symbol, None)
+
+    def _drain(self) -> None:
+        out: list[bytes] = []
+        queue = self.queue
+        while queue and self._killed is None:
+            event = queue.popleft()
+            self._process(event["symbol"], event, out)
+            if len(out) >= 256:  # one write per batch of frames, not per frame
+                self._flush(out)
+                out.clear()
+        self._flush(out)
+
+    def _flush(self, out: list[bytes]) -> None:
+        if not out:
+            return
+        if self._direct:
+            self._send_raw(b"".join(out))
+        else:
+            for payload in out:
+                self._send_raw(payload, text=True)
+
+    def _emit(self, out: list, cache: dict, key, build) -> None:
+        key = (key, self._direct)
+        frame = cache.get(key)
+        if frame is None:
+            frame = cache[key] = self._wrap(orjson.dumps(build()))
+        out.append(frame)
+
+    def _process(self, symbol: str, event: dict, out: list) -> None:
+        kind = event.get("type")
+        if kind == "commit":
+            book = self.books.get(symbol)
+            if book is not None:
+                self._book_update(symbol, book, event, out)
+            if symbol in self.trades and event.get("trades"):
+                self._trades(symbol, event, out)
+        orders = event.get("orders")
+        if orders and (self.status_symbols or self.status_orders):
+            self._orders(symbol, event, orders, out)
+
+    def _book_update(self, symbol: str, book: _Book, event: dict, out: list) -> None:
+        sequence, prev = event.get("sequence"), event.get("prevSequence")
+        if book.chain is None or prev != book.chain:
+            if book.chain is not None and sequence <= book.chain:
+                return  # already in the snapshot
+            # No snapshot yet (store was down) or a gap: a fresh snapshot covers it.
+            self._flush(out)
+            out.clear()
+            self._snapshot(symbol, book)
+            return
+        book.chain = sequence
+        changes = event.get("changes")
+        if not changes:
+            return  # nothing for the book; the chain moved on silently
+        last_sent = book.last_sent
+
+        def build():
+            return {
+                "event": "orderbook", "type": "update", "symbol": symbol,
+                "sequence": sequence, "prevSequence": last_sent, "changes": changes,
+            }
+
+        self._emit(out, _frame_cache(event), ("ob", last_sent), build)
+        book.last_sent = sequence
+
+    def _trades(self, symbol: str, event: dict, out: list) -> None:
+        cache = _frame_cache(event)
+        for trade in event["trades"]:
+            seq = trade.get("sequence")
+            last = self.trades.get(symbol)
+            if last is None or not isinstance(seq, int) or seq <= last:
+                continue
+            if seq > last + 1:
+                self._flush(out)
+                out.clear()
+                self._backfill(symbol, seq - 1)
+                if self.trades.get(symbol, seq) >= seq:
+                    continue
+            self._emit(out, cache, ("t", seq), lambda t=trade: {"event": "trade", **t})
+            self.trades[symbol] = seq
+
+    def _backfill(self, symbol: str, upto: int | None) -> None:
+        """Send trades after the last one sent, up to ``upto`` (None: all), from the stream."""
+        last = self.trades.get(symbol)
+        if last is None:
+            return
+        try:
+            entries = self.redis.xrange(
+                keys.trades(symbol),
+                min=keys.stream_id(last + 1),
+                max=keys.stream_id(upto) if upto is not None else "+",
+            )
+        except redis.exceptions.RedisError as err:
+            log.warning("ws: trade backfill of %s failed: %s", symbol, err)
+            return
+        frames_out = []
+        for entry_id, fields in entries:
+            trade = fields.get(b"t") or fields.get("t")
+            if not trade:
+                continue
+            if isinstance(trade, str):
+                trade = trade.encode()
+            frames_out.append(self._wrap(b'{"event":"trade",' + trade.lstrip()[1:]))
+            self.trades[symbol] = keys.sequence_of(entry_id)
+        if frames_out:
+            self._flush(frames_out)
+
+    def _wrap(self, payload: bytes) -> bytes:
+        return _text_frame(payload) if self._direct else payload
+
+    def _orders(self, symbol: str, event: dict, orders, out: list) -> None:
+        by_symbol = symbol in self.status_symbols
+        account = self.account
+        if account is None and self.settings.auth_required:
+            return
+        cache = _frame_cache(event)
+        for i, order in enumerate(orders):
+            if not (by_symbol or order.get("id") in self.status_orders):
+                continue
+            if account is not None and order.get("accountId") != account:
+                continue
+            self._emit(out, cache, ("o", i), lambda o=order: {"event": "order_status", **o})
+
+
+@sock.route("/ws")
+def websocket(ws) -> None:
+    try:
+        Connection(ws, current_app._get_current_object()).run()
+    except (ConnectionAbortedError, ConnectionClosed):
+        pass
+    except Exception:  # never let Flask write an HTTP error onto the socket
+        log.exception("ws connection failed")

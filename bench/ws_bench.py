@@ -1,0 +1,557 @@
+"""WebSocket fan-out bench: ``python -m bench.ws_bench [--clients 1000 --rate 500 --seconds 15]``.
+
+Starts its own redis-server (free port, temp dir), gunicorn (gunicorn.conf.py) and the
+matching worker, all on 127.0.0.1. N clients (raw sockets, a few client processes with
+a selector loop each) subscribe to trade + orderbook on BTC-USD and ETH-USD; then
+crossing limit orders flow at ``--rate`` per second through POST /api/orders for
+``--seconds``. ``--synthetic`` skips REST and the worker and publishes commit messages
+(book keys, trades stream, cursor and PUBLISH in one MULTI/EXEC) at that rate instead.
+
+Figures: events/s delivered (all clients), delivery latency p50/p99 (trade timestamp,
+i.e. the commit, to client receipt; with REST also POST-accepted to receipt of the
+trade it made, on a sample), missed trades, doubled trades, orderbook chain breaks
+(prevSequence not the last sequence held), dropped clients. The last line printed is
+one JSON object with those figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import multiprocessing as mp
+import os
+import random
+import selectors
+import socket
+import sys
+import tempfile
+import threading
+import time
+from array import array
+from pathlib import Path
+
+import orjson
+
+from store import keys
+from tests.support import RedisServer, free_port, start_gunicorn, start_worker, stop, wait_until
+
+SYMBOLS = ("BTC-USD", "ETH-USD")
+TICK, LOT = {"BTC-USD": 100, "ETH-USD": 100}, {"BTC-USD": 1000, "ETH-USD": 100}
+
+
+# ---------------------------------------------------------------- client processes
+
+
+def _frame(payload: bytes, opcode: int = 1) -> bytes:
+    """A masked client frame (mask key 0: the payload goes as is)."""
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x80 | opcode, 0x80 | n))
+    elif n < 65536:
+        head = bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big")
+    return head + b"\0\0\0\0" + payload
+
+
+class _Conn:
+    __slots__ = ("sock", "buf", "closed", "close_code", "trade_last", "ob_last",
+                 "trades", "snapshots", "updates", "sample")
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = bytearray()
+        self.closed = False
+        self.close_code = None
+        self.trade_last: dict = {}
+        self.ob_last: dict = {}
+        self.trades = 0
+        self.snapshots = 0
+        self.updates = 0
+        self.sample = None
+
+
+def _connect(port: int) -> _Conn:
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.sendall(
+        b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            raise ConnectionError("handshake: connection closed")
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    if b" 101 " not in head.split(b"\r\n", 1)[0]:
+        raise ConnectionError(f"handshake refused: {head[:80]!r}")
+    c = _Conn(s)
+    c.buf += rest
+    for sym in SYMBOLS:
+        for channel in ("trade", "orderbook"):
+            s.sendall(_frame(orjson.dumps({"op": "subscribe", "channel": channel, "symbol": sym})))
+    s.setblocking(False)
+    return c
+
+
+def _client_proc(port: int, n: int, sample: bool, cmd, out) -> None:
+    conns, errors = [], 0
+    for i in range(n):
+        try:
+            conns.append(_connect(port))
+        except OSError:
+            errors += 1
+        if i % 50 == 49:
+            time.sleep(0.02)
+    if sample and conns:
+        conns[0].sample = array("q")  # (takerOrderId hash, receipt ms) pairs, flattened
+    lat = array("i")  # trade timestamp -> receipt, ms
+    counts = {"events": 0, "errors": 0}
+    sel = selectors.DefaultSelector()
+    for c in conns:
+        sel.register(c.sock, selectors.EVENT_READ, c)
+    cmd_fd = cmd.fileno()
+    sel.register(cmd_fd, selectors.EVENT_READ, None)
+    out.send(("ready", len(conns), errors))
+    measuring = False
+    window_events = 0
+    running = True
+    while running:
+        for key, _ in sel.select(1.0):
+            c = key.data
+            if c is None:
+                msg = cmd.recv()
+                if msg == "go":
+                    measuring, window_events = True, 0
+                elif msg == "count":
+                    out.send(("count", counts["events"]))
+                elif msg == "window":
+                    out.send(("window", window_events))
+                    measuring = False
+                elif msg == "stop":
+                    running = False
+                continue
+            try:
+                data = c.sock.recv(262144)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                c.closed = True
+                sel.unregister(c.sock)
+                continue
+            now = int(time.time() * 1000)
+            buf = c.buf
+            buf += data
+            pos, end = 0, len(buf)
+            while end - pos >= 2:
+                b0, b1 = buf[pos], buf[pos + 1]
+                ln, hdr = b1 & 0x7F, 2
+                if ln == 126:
+                    if end - pos < 4:
+                        break
+                    ln, hdr = int.from_bytes(buf[pos + 2:pos + 4], "big"), 4
+                elif ln == 127:
+                    if end - pos < 10:
+                        break
+                    ln, hdr = int.from_bytes(buf[pos + 2:pos + 10], "big"), 10
+                if end - pos < hdr + ln:
+                    break
+                payload = bytes(buf[pos + hdr:pos + hdr + ln])
+                pos += hdr + ln
+                opcode = b0 & 0x0F
+                if opcode == 1:
+                    m = orjson.loads(payload)
+                    ev = m.get("event")
+                    counts["events"] += 1
+                    if measuring:
+                        window_events += 1
+                    if ev == "trade":
+                        sym, seq = m["symbol"], m["sequence"]
+                        last = c.trade_last.get(sym)
+                        if last is not None and seq <= last:
+                            counts["doubled"] = counts.get("doubled", 0) + 1
+                            continue
+                        c.trade_last[sym] = seq
+                        c.trades += 1
+                        lat.append(now - m["timestamp"])
+                        if c.sample is not None:
+                            c.sample.extend((hash(m["takerOrderId"]), now))
+                    elif ev == "orderbook":
+                        sym = m["symbol"]
+                        if m["type"] == "snapshot":
+                            c.snapshots += 1
+                        else:
+                            c.updates += 1
+                            if m["prevSequence"] != c.ob_last.get(sym):
+                                counts["chain_breaks"] = counts.get("chain_breaks", 0) + 1
+                        c.ob_last[sym] = m["sequence"]
+                    elif ev == "error":
+                        counts["errors"] += 1
+                elif opcode == 8:
+                    c.close_code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 0
+                elif opcode == 9:
+                    try:
+                        c.sock.send(_frame(payload, 10))
+                    except OSError:
+                        pass
+            del buf[:pos]
+    per_client = [
+        {"closed": c.closed or c.close_code is not None, "code": c.close_code,
+         "trade_last": c.trade_last, "trades": c.trades, "snapshots": c.snapshots,
+         "updates": c.updates}
+        for c in conns
+    ]
+    sample = []
+    for c in conns:
+        if c.sample is not None:
+            sample = list(c.sample)
+    out.send(("done", counts, per_client, lat.tobytes(), sample))
+    for c in conns:
+        c.sock.close()
+
+
+# ---------------------------------------------------------------- order flow
+
+
+def _post_flow(port: int, rate: float, seconds: float, sent: dict, stop_at: list) -> None:
+    """Crossing limit orders at ``rate``/s from a few keep-alive connections."""
+    # Enough senders that a slow POST (the node is busy fanning out) does not cut the
+    # offered rate: ~100 ms per POST still gives ``rate``.
+    threads_n = max(2, min(64, int(rate // 8)))
+    t0 = time.monotonic() + 0.05
+    lock = threading.Lock()
+    counter = [0]
+    total = int(rate * seconds)
+
+    def run(seed):
+        rnd = random.Random(seed)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while True:
+            with lock:
+                i = counter[0]
+                counter[0] += 1
+            if i >= total:
+                break
+            delay = t0 + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            sym = SYMBOLS[i % 2]
+            side = rnd.choice(("BUY", "SELL"))
+            # Around 100 with a spread of crossing prices: about half the orders trade.
+            offset = rnd.randint(-30, 30) + (10 if side == "BUY" else -10)
+            body = orjson.dumps({"symbol": sym, "side": side, "price": f"{100 + offset / 100:.2f}",
+                                 "quantity": "0.10"})
+            t_send = int(time.time() * 1000)
+            try:
+                conn.request("POST", "/api/orders", body, {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                data = resp.read()
+            except OSError:
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                sent["errors"] = sent.get("errors", 0) + 1
+                continue
+            if resp.status in (200, 201, 202):
+                sent[hash(orjson.loads(data)["id"])] = t_send
+            else:
+                sent["errors"] = sent.get("errors", 0) + 1
+        conn.close()
+
+    workers = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(threads_n)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    stop_at.append(time.monotonic())
+
+
+def _synthetic_flow(r, rate: float, seconds: float, stop_at: list) -> None:
+    """Commit messages as the worker publishes them, without REST and worker."""
+    rnd = random.Random(7)
+    state = {s: {"seq": int(r.get(keys.applied(s)) or 0),
+                 "tseq": int(r.get(keys.trade_seq(s)) or 0)} for s in SYMBOLS}
+    t0 = time.monotonic()
+    total = int(rate * seconds)
+    for i in range(total):
+        delay = t0 + i / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        sym = SYMBOLS[i % 2]
+        st = state[sym]
+        now = int(time.time() * 1000)
+        prev, st["seq"] = st["seq"], st["seq"] + 1
+        changes, trades = [], []
+        for _ in range(rnd.randint(1, 2)):
+            side = rnd.choice(("BUY", "SELL"))
+            ticks = 10000 + rnd.randint(-30, 30) + (-40 if side == "BUY" else 40)
+            lots = rnd.randint(0, 5) * (LOT[sym] // 10)
+            changes.append({"side": side, "price": ticks / TICK[sym],
+                            "quantity": lots / LOT[sym], "orders": 1 if lots else 0})
+        if rnd.random() < 0.5:
+            st["tseq"] += 1
+            trades.append({"id": f"trd_{sym}_{st['tseq']}", "symbol": sym, "buyOrderId": "ob",
+                           "sellOrderId": "os", "makerOrderId": "os", "takerOrderId": f"o{i}",
+                           "takerSide": "BUY", "price": 100.0, "quantity": 0.1,
+                           "sequence": st["tseq"], "timestamp": now})
+        msg = {"type": "commit", "symbol": sym, "sequence": st["seq"], "prevSequence": prev,
+               "timestamp": now, "changes": changes, "trades": trades, "orders": []}
+        with r.pipeline(transaction=True) as pipe:
+            for ch in changes:
+                key = keys.book(sym, ch["side"])
+                ticks = round(ch["price"] * TICK[sym])
+                lots = round(ch["quantity"] * LOT[sym])
+                pipe.zremrangebyscore(key, ticks, ticks)
+                if lots:
+                    pipe.zadd(key, {f"{ticks}:{lots}:{ch['orders']}": ticks})
+            for t in trades:
+                pipe.xadd(keys.trades(sym), {"t": orjson.dumps(t)},
+                          id=keys.stream_id(t["sequence"]))
+                pipe.set(keys.trade_seq(sym), t["sequence"])
+            pipe.set(keys.applied(sym), st["seq"])
+            pipe.publish(keys.events_channel(sym), orjson.dumps(msg))
+            pipe.execute()
+    stop_at.append(time.monotonic())
+
+
+# ---------------------------------------------------------------- driver
+
+
+def _rss_mb(root_pid: int) -> float:
+    """Resident memory of a process and its children (gunicorn master + workers)."""
+    total, pids = 0, [root_pid]
+    try:
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as fh:
+                        if int(fh.read().rsplit(")", 1)[1].split()[1]) == root_pid:
+                            pids.append(int(entry))
+                except OSError:
+                    pass
+        for pid in pids:
+            with open(f"/proc/{pid}/statm") as fh:
+                total += int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        pass
+    return round(total / 2**20, 1)
+
+
+def _cpu_s(pids) -> float:
+    """utime + stime of these processes, in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _tree(root_pid: int) -> list[int]:
+    pids = [root_pid]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == root_pid:
+                        pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+def _pct(values, q: float):
+    if not values:
+        return None
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--clients", type=int, default=1000)
+    p.add_argument("--rate", type=float, default=500.0, help="orders (or commits) per second")
+    p.add_argument("--seconds", type=float, default=15.0)
+    p.add_argument("--synthetic", action="store_true", help="publish commits; no REST/worker")
+    p.add_argument("--procs", type=int, default=2, help="client processes")
+    p.add_argument("--worker-class", default=None, help="gunicorn worker class override")
+    p.add_argument("--web-concurrency", type=int, default=2)
+    p.add_argument("--threads", type=int, default=None, help="gthread threads per worker")
+    p.add_argument("--drain", type=float, default=10.0, help="max seconds to wait for delivery")
+    args = p.parse_args(argv)
+    if args.clients < 1 or args.clients > 20000 or args.seconds > 600 or args.rate > 20000:
+        p.error("clients 1..20000, seconds <= 600, rate <= 20000")
+
+    tmp = Path(tempfile.mkdtemp(prefix="ws_bench_"))
+    redis_srv = RedisServer(tmp / "redis").start()
+    r = redis_srv.client()
+    port = free_port()
+    env = {"WEB_CONCURRENCY": str(args.web_concurrency), "LOG_LEVEL": "WARNING",
+           "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port}"}  # loopback only
+    if args.worker_class:
+        env["GUNICORN_WORKER_CLASS"] = args.worker_class
+    threads = args.threads or (args.clients // args.web_concurrency + 200)
+    env["GUNICORN_THREADS"] = str(threads)
+    web = worker = None
+    procs, pipes = [], []
+    try:
+        web = start_gunicorn(redis_srv.url, port, tmp / "gunicorn.log", **env)
+        if not args.synthetic:
+            worker = start_worker(redis_srv.url, tmp / "worker.log")
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+
+            def healthy():
+                conn.request("GET", "/api/health")
+                resp = conn.getresponse()
+                resp.read()
+                return resp.status == 200
+
+            wait_until(healthy, timeout=60, interval=0.3, what="matcher ready (GET /api/health)")
+            conn.close()
+        rss_before = _rss_mb(web.pid)
+        ctx = mp.get_context("fork")
+        per = [args.clients // args.procs + (1 if i < args.clients % args.procs else 0)
+               for i in range(args.procs)]
+        t_conn = time.monotonic()
+        for i, n in enumerate(per):
+            cmd_parent, cmd_child = ctx.Pipe()
+            out_parent, out_child = ctx.Pipe()
+            proc = ctx.Process(target=_client_proc, args=(port, n, i == 0, cmd_child, out_child),
+                               daemon=True)
+            proc.start()
+            procs.append(proc)
+            pipes.append((cmd_parent, out_parent))
+        connected = connect_errors = 0
+        for _, out in pipes:
+            if not out.poll(120):
+                raise TimeoutError("client process did not connect in 120 s")
+            _, ok, errs = out.recv()
+            connected += ok
+            connect_errors += errs
+        connect_s = time.monotonic() - t_conn
+        time.sleep(1.0)  # subscriptions and snapshots settle
+        rss_idle = _rss_mb(web.pid)
+        print(f"connected {connected}/{args.clients} clients in {connect_s:.1f}s "
+              f"(errors {connect_errors}); server RSS {rss_before} -> {rss_idle} MB", flush=True)
+
+        baseline = {s: int(r.get(keys.trade_seq(s)) or 0) for s in SYMBOLS}
+        web_pids, client_pids = _tree(web.pid), [proc.pid for proc in procs]
+        cpu0 = (_cpu_s(web_pids), _cpu_s(client_pids))
+        for cmd, _ in pipes:
+            cmd.send("go")
+        sent: dict = {}
+        stop_at: list = []
+        t_flow = time.monotonic()
+        if args.synthetic:
+            flow = threading.Thread(target=_synthetic_flow,
+                                    args=(redis_srv.client(), args.rate, args.seconds, stop_at))
+        else:
+            flow = threading.Thread(target=_post_flow,
+                                    args=(port, args.rate, args.seconds, sent, stop_at))
+        flow.start()
+        flow.join()
+        flow_s = stop_at[0] - t_flow
+        # Wait for delivery to finish: every surviving client at the last trade, or drain.
+        final = {s: int(r.get(keys.trade_seq(s)) or 0) for s in SYMBOLS}
+        if not args.synthetic:
+            deadline = time.monotonic() + args.drain
+            while time.monotonic() < deadline:  # the matcher may lag the accepts
+                applied = {s: int(r.get(keys.applied(s)) or 0) for s in SYMBOLS}
+                if all(applied[s] >= int(r.get(keys.seq(s)) or 0) for s in SYMBOLS):
+                    break
+                time.sleep(0.1)
+            final = {s: int(r.get(keys.trade_seq(s)) or 0) for s in SYMBOLS}
+        # Delivery is over when no client got anything for a second (or --drain passed).
+        deadline, previous = time.monotonic() + args.drain, -1
+        while time.monotonic() < deadline:
+            for cmd, _ in pipes:
+                cmd.send("count")
+            total = sum(out.recv()[1] for _, out in pipes)
+            if total == previous:
+                break
+            previous = total
+            time.sleep(1.0)
+        window_events = 0
+        for cmd, _ in pipes:
+            cmd.send("window")
+        for _, out in pipes:
+            window_events += out.recv()[1]
+        window_s = time.monotonic() - t_flow
+        rss_load = _rss_mb(web.pid)
+        cpu = (_cpu_s(web_pids) - cpu0[0], _cpu_s(client_pids) - cpu0[1])
+        for cmd, _ in pipes:
+            cmd.send("stop")
+        counts, clients, lat, sample = {}, [], array("i"), []
+        for _, out in pipes:
+            _, c, per_client, lat_bytes, smp = out.recv()
+            for k, v in c.items():
+                counts[k] = counts.get(k, 0) + v
+            clients += per_client
+            part = array("i")
+            part.frombytes(lat_bytes)
+            lat += part
+            sample += smp
+        dropped = sum(1 for c in clients if c["closed"])
+        codes = {}
+        for c in clients:
+            if c["closed"]:
+                codes[str(c["code"])] = codes.get(str(c["code"]), 0) + 1
+        expected = sum(final[s] - baseline[s] for s in SYMBOLS)
+        missed = 0
+        for c in clients:
+            if not c["closed"]:
+                missed += max(0, expected - c["trades"])
+        resnapshots = sum(max(0, c["snapshots"] - len(SYMBOLS)) for c in clients)
+        lat_sorted = sorted(lat)
+        pairs = zip(sample[::2], sample[1::2], strict=True)
+        accept = sorted(rx - sent[h] for h, rx in pairs if h in sent)
+        result = {
+            "clients": connected,
+            "worker_class": args.worker_class or "gevent",
+            "synthetic": args.synthetic,
+            "orders_per_s": round(int(args.rate * args.seconds) / flow_s, 1),
+            "trades": expected,
+            "events_per_s": round(window_events / window_s, 1),
+            "events": counts.get("events", 0),
+            "p50_ms": _pct(lat_sorted, 0.50),
+            "p99_ms": _pct(lat_sorted, 0.99),
+            "max_ms": lat_sorted[-1] if lat_sorted else None,
+            "accept_p50_ms": _pct(accept, 0.50),
+            "accept_p99_ms": _pct(accept, 0.99),
+            "missed": missed,
+            "doubled": counts.get("doubled", 0),
+            "chain_breaks": counts.get("chain_breaks", 0),
+            "resnapshots": resnapshots,
+            "dropped_clients": dropped,
+            "close_codes": codes,
+            "errors": counts.get("errors", 0) + sent.get("errors", 0),
+            "server_rss_mb": {"before": rss_before, "idle": rss_idle, "load": rss_load},
+            "cpu_s": {"web": round(cpu[0], 1), "clients": round(cpu[1], 1),
+                      "window": round(window_s, 1)},
+        }
+        print(f"clients {connected}, {result['orders_per_s']} orders/s, {expected} trades, "
+              f"{result['events_per_s']} events/s delivered; trade latency p50 "
+              f"{result['p50_ms']} ms p99 {result['p99_ms']} ms (accept->receipt p50 "
+              f"{result['accept_p50_ms']} p99 {result['accept_p99_ms']}); missed {missed}, "
+              f"doubled {result['doubled']}, chain breaks {result['chain_breaks']}, "
+              f"dropped clients {dropped} {codes}; cpu s web {cpu[0]:.1f} clients {cpu[1]:.1f} "
+              f"in {window_s:.1f}s", flush=True)
+        print(orjson.dumps(result).decode(), flush=True)
+        return result
+    finally:
+        for proc in procs:
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+        stop(worker)
+        stop(web)
+        r.close()
+        redis_srv.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)
