@@ -11,6 +11,7 @@
 | post     | 1 / 0                           | ts       | accepted at (ms)              |
 | stp      | SelfTradePrevention             | upd      | last change (ms)              |
 | coid     | clientOrderId or ''             | rid      | request id (journal only)     |
+| n        | the account's acceptance number |          |                               |
 | price    | ticks, '' for MARKET            |          |                               |
 """
 

@@ -71,7 +71,8 @@ def _accept_call(script, client, market, account, request, request_id, max_open)
     script(
         keys=[keys.seq(symbol), keys.journal(symbol), keys.order(order_id),
               keys.account_orders(account), keys.account_open(account),
-              keys.account_client_ids(account), keys.wake(symbol)],
+              keys.account_client_ids(account), keys.wake(symbol),
+              keys.account_counter(account)],
         args=[order_id, request["client_order_id"] or "", max_open,
               keys.events_channel(symbol), prefix,
               *codec.order_fields(order_id, account, request, request_id)],

@@ -20,8 +20,9 @@ committed in one MULTI/EXEC. Order and account keys are global.
 | sym:{S}:heartbeat            | string | ms time of the matcher's last sign of life             |
 | order:{id}                   | hash   | one order (ints: ticks, lots)                          |
 | order:{id}:fills             | list   | trade sequences the order took part in                 |
-| acct:{A}:orders              | zset   | the account's order ids, score = accept time (ms)      |
-| acct:{A}:open                | zset   | the account's PENDING/OPEN/PARTIAL order ids           |
+| acct:{A}:n                   | string | the account's acceptance counter (INCR)                |
+| acct:{A}:orders              | zset   | the account's order ids, score = acceptance number n   |
+| acct:{A}:open                | zset   | the account's PENDING/OPEN/PARTIAL order ids, score n  |
 | acct:{A}:coid                | hash   | clientOrderId -> order id                              |
 | events:{S}                   | pubsub | one message per commit: book changes, trades, orders   |
 """
@@ -89,6 +90,10 @@ def order(order_id: str) -> str:
 
 def order_fills(order_id: str) -> str:
     return f"{PREFIX}order:{order_id}:fills"
+
+
+def account_counter(account: str) -> str:
+    return f"{PREFIX}acct:{account}:n"
 
 
 def account_orders(account: str) -> str:

@@ -292,8 +292,8 @@ def rebuild_symbol(r: redis.Redis, market: Market, lease_ttl_ms: int = 60_000) -
         ids = list(rep.places)
         with r.pipeline(transaction=False) as pipe:
             for oid in ids:
-                pipe.hget(keys.order(oid), "ts")
-            accept_ts = dict(zip(ids, pipe.execute(), strict=True))
+                pipe.hget(keys.order(oid), "n")  # the account index score
+            list_scores = dict(zip(ids, pipe.execute(), strict=True))
         with r.pipeline() as pipe:
             try:
                 pipe.watch(keys.owner(symbol), keys.applied(symbol))
@@ -301,7 +301,7 @@ def rebuild_symbol(r: redis.Redis, market: Market, lease_ttl_ms: int = 60_000) -
                 if owner != lease.token or int(applied or 0) != rep.applied:
                     raise RebuildRefused(f"{symbol}: lease or cursor moved; retry")
                 pipe.multi()
-                _write_rebuild(pipe, market, rep, accept_ts)
+                _write_rebuild(pipe, market, rep, list_scores)
                 pipe.execute()
             except redis.WatchError:
                 raise RebuildRefused(f"{symbol}: lease or cursor changed; retry") from None
@@ -310,7 +310,7 @@ def rebuild_symbol(r: redis.Redis, market: Market, lease_ttl_ms: int = 60_000) -
         lease.release()
 
 
-def _write_rebuild(pipe, market: Market, rep: Replay, accept_ts: dict) -> None:
+def _write_rebuild(pipe, market: Market, rep: Replay, list_scores: dict) -> None:
     symbol = market.symbol
     for oid, place in rep.places.items():
         want = _expected_order(rep, oid)
@@ -323,7 +323,7 @@ def _write_rebuild(pipe, market: Market, rep: Replay, accept_ts: dict) -> None:
         if want["status"] in FINAL_STATUSES:
             pipe.zrem(open_key, oid)
         else:
-            pipe.zadd(open_key, {oid: int(accept_ts.get(oid) or place.timestamp)})
+            pipe.zadd(open_key, {oid: int(list_scores.get(oid) or 0)})
         pipe.delete(keys.order_fills(oid))
         if rep.fills.get(oid):
             pipe.rpush(keys.order_fills(oid), *rep.fills[oid])

@@ -1,6 +1,6 @@
 -- Accept one order atomically: idempotency, sequence, journal, PENDING order, indexes, wake-up.
 -- KEYS: 1 seq, 2 journal, 3 order hash, 4 account orders, 5 account open orders,
---       6 account clientOrderId map, 7 wake flag
+--       6 account clientOrderId map, 7 wake flag, 8 account acceptance counter
 -- ARGV: 1 order id, 2 clientOrderId or '', 3 max open orders (0: none), 4 events channel,
 --       5 accepted message up to its sequence field, 6.. field/value pairs of the order
 -- Returns {1, seq, ts, woke} | {0, existing order id} | {-1, ''} (too many open orders)
@@ -16,10 +16,12 @@ local ts = string.format('%d', now[1] * 1000 + math.floor(now[2] / 1000))
 local fields = {}
 for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('XADD', KEYS[2], seq .. '-1', 'op', 'place', 'ts', ts, unpack(fields))
+-- The account's own acceptance number orders its lists exactly (many orders share a ms).
+local n = redis.call('INCR', KEYS[8])
 redis.call('HSET', KEYS[3], 'seq', seq, 'ts', ts, 'upd', ts, 'status', 'PENDING',
-           'filled', '0', 'notional', '0', 'reason', '', unpack(fields))
-redis.call('ZADD', KEYS[4], ts, ARGV[1])
-redis.call('ZADD', KEYS[5], ts, ARGV[1])
+           'filled', '0', 'notional', '0', 'reason', '', 'n', n, unpack(fields))
+redis.call('ZADD', KEYS[4], n, ARGV[1])
+redis.call('ZADD', KEYS[5], n, ARGV[1])
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[6], ARGV[2], ARGV[1]) end
 -- One matching task per burst: the flag lives until the worker picks it up (or 1 s, so a
 -- web process that died before sending its task only delays the periodic sweep).

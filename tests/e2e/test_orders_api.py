@@ -219,8 +219,6 @@ def test_list_filters_newest_first_and_pagination(stack):
     assert len(open_paged) == 12 - len(cancelled & {o["id"] for o in placed[1::2]})
 
 
-@pytest.mark.xfail(strict=True, reason="acct:{A}:orders is scored by accept ms; orders of "
-                   "one millisecond (a batch) list in random id order, not newest first")
 def test_list_is_newest_first_within_one_millisecond(stack):
     c, s = stack.client, stack.symbol()
     batch = [order(s, "BUY", 1, 1 + i) for i in range(20)]

@@ -511,8 +511,10 @@ def test_with_real_worker_books_rebuild_to_rest_and_trades_complete(tmp_path):
         class Follower:
             def __init__(self):
                 self.c = Client(url)
-                self.c.subscribe("trade", symbol=BTC)
-                self.c.subscribe("orderbook", symbol=BTC)  # the snapshot goes to run()
+                # Trades may arrive before the second subscription's ack: run() reads
+                # everything, acks included, in the order the server sent it.
+                self.c.send({"op": "subscribe", "channel": "trade", "symbol": BTC})
+                self.c.send({"op": "subscribe", "channel": "orderbook", "symbol": BTC})
                 self.book, self.seq, self.trades, self.breaks = {}, None, [], 0
                 self.thread = threading.Thread(target=self.run, daemon=True)
                 self.thread.start()
