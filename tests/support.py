@@ -20,6 +20,12 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
 
+def durable_keys(r: redis.Redis) -> set:
+    """Every key but the wake flags, which the worker clears and which expire by themselves."""
+    return {k for k in r.scan_iter(count=1000)
+            if not (k.endswith(b":wake") if isinstance(k, bytes) else k.endswith(":wake"))}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

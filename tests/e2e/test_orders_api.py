@@ -18,7 +18,7 @@ from settings import MarketConfig
 from store import journal, keys
 from tests.e2e.conftest import DEFAULT_SYMBOL, THIRD
 from tests.replay import diff_against_replay
-from tests.support import wait_until
+from tests.support import durable_keys, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -120,11 +120,6 @@ def test_place_wait_times_out_with_202(orphan_app):
         "/api/orders?wait=true&timeout=300", json=order("ORPHAN-USD", "BUY", 1, 10))
     assert resp.status_code == 202
     assert resp.get_json()["status"] == "PENDING"
-
-
-def durable_keys(r) -> set[str]:
-    """Every key but the wake flags, which the worker clears and which expire by themselves."""
-    return {k for k in r.scan_iter(count=1000) if not k.endswith(":wake")}
 
 
 def test_same_client_order_id_returns_the_original_with_200(stack):
