@@ -54,6 +54,12 @@ class Settings:
     worker_symbols: tuple[str, ...] = ()
     # Commands applied per transaction at most (the worker batches naturally under load).
     worker_batch: int = 500
+    # An idle matcher waits this long on its journal before handing back to Celery: under
+    # steady flow commands are applied without a task per burst (and sooner).
+    worker_linger_ms: int = 20
+    # ... but one drain holds the worker's single thread at most this long, so the other
+    # symbols of this worker are not starved by a busy one.
+    worker_max_drain_ms: int = 250
     # The worker's own Prometheus endpoint (accept->processed latency etc.); 0: off.
     worker_metrics_port: int = 0
     # Tests only: kill the worker (SIGKILL) at these points with this probability.

@@ -151,5 +151,13 @@ def read_after(r: redis.Redis, symbol: str, after: int, count: int | None = None
             for eid, f in entries]
 
 
+def wait_after(r: redis.Redis, symbol: str, after: int, block_ms: int) -> bool:
+    """Block up to ``block_ms`` for a journal entry past ``after``; True if one is there."""
+    if block_ms <= 0:
+        return False
+    return bool(r.xread({keys.journal(symbol): keys.stream_id(after)}, count=1,
+                        block=block_ms))
+
+
 def last_sequence(r: redis.Redis, symbol: str) -> int:
     return int(r.get(keys.seq(symbol)) or 0)

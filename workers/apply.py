@@ -13,6 +13,7 @@ import os
 import random
 import signal
 import time
+from collections.abc import Callable
 
 import redis
 
@@ -30,8 +31,11 @@ log = logging.getLogger(__name__)
 class SymbolMatcher:
     """The single writer of one symbol's book, while it holds the symbol's lease."""
 
-    def __init__(self, r: redis.Redis, market: Market, lease, settings: Settings):
+    def __init__(self, r: redis.Redis, market: Market, lease, settings: Settings,
+                 requeue: Callable[[str], None] | None = None):
         self.r, self.market, self.lease, self.settings = r, market, lease, settings
+        # Sends a wake-up task for this symbol: how a long drain yields to other symbols.
+        self.requeue = requeue
         self.symbol = market.symbol
         self.book = None
 
@@ -43,12 +47,21 @@ class SymbolMatcher:
         book = self.book if self.book is not None else load_book(self.r, self.symbol)
         self.book = book
         applied, woken = 0, False
+        deadline = time.monotonic() + self.settings.worker_max_drain_ms / 1000
         while True:
+            if self.requeue is not None and time.monotonic() > deadline:
+                # Other symbols' tasks wait behind this one (one thread): hand over and
+                # come back through the queue. The wake flag may be set, so send the task.
+                self.requeue(self.symbol)
+                return applied
             batch = journal.read_after(self.r, self.symbol, book.last_sequence,
                                        self.settings.worker_batch)
             if not batch:
                 if woken:
                     return applied
+                if self.requeue is not None and journal.wait_after(
+                        self.r, self.symbol, book.last_sequence, self.settings.worker_linger_ms):
+                    continue  # more came within the linger: no Celery hop for it
                 # Idle: clear the wake flag so the next accept sends a task, then look once
                 # more for a command accepted just before the flag went (no task for it).
                 # While we drain, the flag stays set and accepts send no task at all.

@@ -41,11 +41,15 @@ class Runtime:
         self.r = connect(settings.redis_url)
         self.symbols = settings.worker_symbols or settings.symbols
         self.matchers = {
-            s: SymbolMatcher(self.r, get_market(settings, s), Lease(self.r, s), settings)
+            s: SymbolMatcher(self.r, get_market(settings, s), Lease(self.r, s), settings,
+                             requeue=self._requeue)
             for s in self.symbols
         }
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._maintain, name="maintenance", daemon=True)
+
+    def _requeue(self, symbol: str) -> None:
+        send_wakeup(celery_app, symbol, 0)
 
     def start(self) -> None:
         self._tick()
