@@ -57,9 +57,8 @@ class Settings:
     # An idle matcher waits this long on its journal before handing back to Celery: under
     # steady flow commands are applied without a task per burst (and sooner).
     worker_linger_ms: int = 20
-    # ... but one drain holds the worker's single thread at most this long, so the other
-    # symbols of this worker are not starved by a busy one.
-    worker_max_drain_ms: int = 250
+    # One drain hands the worker's thread back to Celery after this long (heartbeats, acks).
+    worker_max_drain_ms: int = 1000
     # The worker's own Prometheus endpoint (accept->processed latency etc.); 0: off.
     worker_metrics_port: int = 0
     # Tests only: kill the worker (SIGKILL) at these points with this probability.

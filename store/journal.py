@@ -151,12 +151,12 @@ def read_after(r: redis.Redis, symbol: str, after: int, count: int | None = None
             for eid, f in entries]
 
 
-def wait_after(r: redis.Redis, symbol: str, after: int, block_ms: int) -> bool:
-    """Block up to ``block_ms`` for a journal entry past ``after``; True if one is there."""
-    if block_ms <= 0:
+def wait_after_any(r: redis.Redis, cursors: dict[str, int], block_ms: int) -> bool:
+    """Block up to ``block_ms`` until any symbol's journal has an entry past its cursor."""
+    if block_ms <= 0 or not cursors:
         return False
-    return bool(r.xread({keys.journal(symbol): keys.stream_id(after)}, count=1,
-                        block=block_ms))
+    streams = {keys.journal(sym): keys.stream_id(after) for sym, after in cursors.items()}
+    return bool(r.xread(streams, count=1, block=block_ms))
 
 
 def last_sequence(r: redis.Redis, symbol: str) -> int:

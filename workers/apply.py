@@ -13,14 +13,13 @@ import os
 import random
 import signal
 import time
-from collections.abc import Callable
 
 import redis
 
 from engine import apply
 from schemas.markets import Market
 from settings import Settings
-from store import journal, keys
+from store import journal
 from store.books import load_book
 from store.commit import Fenced, commit
 from workers import metrics
@@ -31,55 +30,47 @@ log = logging.getLogger(__name__)
 class SymbolMatcher:
     """The single writer of one symbol's book, while it holds the symbol's lease."""
 
-    def __init__(self, r: redis.Redis, market: Market, lease, settings: Settings,
-                 requeue: Callable[[str], None] | None = None):
+    def __init__(self, r: redis.Redis, market: Market, lease, settings: Settings):
         self.r, self.market, self.lease, self.settings = r, market, lease, settings
-        # Sends a wake-up task for this symbol: how a long drain yields to other symbols.
-        self.requeue = requeue
         self.symbol = market.symbol
         self.book = None
 
-    def drain(self) -> int:
-        """Apply every journaled command after the cursor; returns how many were applied."""
+    @property
+    def cursor(self) -> int | None:
+        """The last applied sequence this matcher knows (None: book not loaded)."""
+        book = self.book
+        return None if book is None else book.last_sequence
+
+    def step(self) -> int:
+        """Apply and commit one batch of journaled commands; returns how many (0: none)."""
         if not self.lease.held:
             return 0
         # A local reference: the maintenance thread may drop self.book (lease lost) meanwhile.
         book = self.book if self.book is not None else load_book(self.r, self.symbol)
         self.book = book
-        applied, woken = 0, False
-        deadline = time.monotonic() + self.settings.worker_max_drain_ms / 1000
-        while True:
-            if self.requeue is not None and time.monotonic() > deadline:
-                # Other symbols' tasks wait behind this one (one thread): hand over and
-                # come back through the queue. The wake flag may be set, so send the task.
-                self.requeue(self.symbol)
-                return applied
-            batch = journal.read_after(self.r, self.symbol, book.last_sequence,
-                                       self.settings.worker_batch)
-            if not batch:
-                if woken:
-                    return applied
-                if self.requeue is not None and journal.wait_after(
-                        self.r, self.symbol, book.last_sequence, self.settings.worker_linger_ms):
-                    continue  # more came within the linger: no Celery hop for it
-                # Idle: clear the wake flag so the next accept sends a task, then look once
-                # more for a command accepted just before the flag went (no task for it).
-                # While we drain, the flag stays set and accepts send no task at all.
-                self.r.delete(keys.wake(self.symbol))
-                woken = True
-                continue
-            self._fault("after_read")
-            try:
-                self._apply_and_commit(book, batch)
-            except Fenced as exc:
-                metrics.FENCED.labels(self.symbol).inc()
-                log.warning("commit fenced, rebuilding from Redis: %s", exc)
-                self.book = None
-                return applied
-            except BaseException:
-                self.book = None  # memory may be ahead of Redis: rebuild before going on
-                raise
-            applied += len(batch)
+        batch = journal.read_after(self.r, self.symbol, book.last_sequence,
+                                   self.settings.worker_batch)
+        if not batch:
+            return 0
+        self._fault("after_read")
+        try:
+            self._apply_and_commit(book, batch)
+        except Fenced as exc:
+            metrics.FENCED.labels(self.symbol).inc()
+            log.warning("commit fenced, rebuilding from Redis: %s", exc)
+            self.book = None
+            return 0
+        except BaseException:
+            self.book = None  # memory may be ahead of Redis: rebuild before going on
+            raise
+        return len(batch)
+
+    def drain(self) -> int:
+        """Apply everything journaled after the cursor; returns how many were applied."""
+        applied = 0
+        while n := self.step():
+            applied += n
+        return applied
 
     def _apply_and_commit(self, book, batch) -> None:
         prev = book.last_sequence

@@ -6,6 +6,9 @@ owns (``WORKER_SYMBOLS``, default: every market).
 
 from __future__ import annotations
 
+import logging
+import os
+
 from celery import signals
 
 import logging_setup
@@ -17,7 +20,13 @@ from workers.celery_app import app, queue_for
 
 @signals.worker_ready.connect
 def _ready(**_):
-    runtime.start()
+    try:
+        runtime.start()
+    except Exception:
+        # A worker without its runtime would take tasks and never match: exit, so the
+        # supervisor (honcho, systemd, the orchestrator) restarts it.
+        logging.getLogger(__name__).exception("matching runtime failed to start")
+        os._exit(1)
 
 
 @signals.worker_shutdown.connect

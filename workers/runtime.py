@@ -16,7 +16,7 @@ import redis
 
 from schemas.markets import get_market
 from settings import Settings, load_settings
-from store import keys
+from store import journal, keys
 from store.commit import VOLUME_BUCKET_MS
 from workers.apply import SymbolMatcher
 from workers.celery_app import app as celery_app
@@ -41,18 +41,17 @@ class Runtime:
         self.r = connect(settings.redis_url)
         self.symbols = settings.worker_symbols or settings.symbols
         self.matchers = {
-            s: SymbolMatcher(self.r, get_market(settings, s), Lease(self.r, s), settings,
-                             requeue=self._requeue)
+            s: SymbolMatcher(self.r, get_market(settings, s), Lease(self.r, s), settings)
             for s in self.symbols
         }
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._maintain, name="maintenance", daemon=True)
 
-    def _requeue(self, symbol: str) -> None:
-        send_wakeup(celery_app, symbol, 0)
-
     def start(self) -> None:
-        self._tick()
+        try:
+            self._tick()  # take the leases and send wake-ups for any backlog right away
+        except redis.RedisError as exc:
+            log.warning("Redis unavailable at start (%s); the maintenance thread retries", exc)
         self._thread.start()
 
     def stop(self) -> None:
@@ -64,13 +63,43 @@ class Runtime:
                 pass
 
     def drain(self, symbol: str, sequence: int) -> int:
-        matcher = self.matchers.get(symbol)
-        if matcher is None:
+        """Apply every owned symbol's journal, a batch of each in turn, until all are idle.
+
+        Any task drains them all: one thread serves every symbol fairly, and a busy symbol
+        cannot starve another. Before going idle it waits ``worker_linger_ms`` on all the
+        journals at once, so under steady flow commands are applied as they land, with no
+        Celery hop. A long run hands back to Celery after ``worker_max_drain_ms`` (its
+        heartbeats and acks) by queueing a task for itself.
+        """
+        if symbol not in self.matchers:
             log.warning("task for %s, which this worker does not own", symbol)
             return 0
-        if not matcher.lease.held:
-            matcher.lease.renew()
-        return matcher.drain()
+        for m in self.matchers.values():
+            if not m.lease.held:
+                m.lease.renew()
+        s = self.settings
+        deadline = time.monotonic() + s.worker_max_drain_ms / 1000
+        applied, idle_checked = 0, False
+        while True:
+            done = sum(m.step() for m in self.matchers.values())
+            applied += done
+            if done:
+                idle_checked = False
+                if time.monotonic() > deadline:
+                    send_wakeup(celery_app, symbol, 0)  # wake flags are set: no one else will
+                    return applied
+                continue
+            if idle_checked:
+                return applied
+            cursors = {m.symbol: m.cursor for m in self.matchers.values()
+                       if m.lease.held and m.cursor is not None}
+            if journal.wait_after_any(self.r, cursors, s.worker_linger_ms):
+                continue
+            # Idle: clear the wake flags so the next accept sends a task, then look once
+            # more for a command accepted just before its flag went (no task for it).
+            # While we drain, the flags stay set and accepts send no task at all.
+            self.r.delete(*(keys.wake(sym) for sym in self.matchers))
+            idle_checked = True
 
     def _maintain(self) -> None:
         failures = 0
