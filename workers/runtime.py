@@ -1,5 +1,8 @@
 """The worker process's state: one matcher per owned symbol and a maintenance thread.
 
+A wake-up task runs ``Runtime.drain``: every owned symbol in turn, then a short linger on
+all their journals before going idle (see its docstring).
+
 The thread (every 250 ms) renews the leases, writes the heartbeat, and sweeps: a
 symbol whose journal is ahead of its cursor with no wake-up task on the way gets one
 (this is what applies a command whose web process died before sending its task).
