@@ -321,17 +321,9 @@ def _synthetic_flow(r, rate: float, seconds: float, stop_at: list) -> None:
 
 def _rss_mb(root_pid: int) -> float:
     """Resident memory of a process and its children (gunicorn master + workers)."""
-    total, pids = 0, [root_pid]
+    total = 0
     try:
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    with open(f"/proc/{entry}/stat") as fh:
-                        if int(fh.read().rsplit(")", 1)[1].split()[1]) == root_pid:
-                            pids.append(int(entry))
-                except OSError:
-                    pass
-        for pid in pids:
+        for pid in _tree(root_pid):
             with open(f"/proc/{pid}/statm") as fh:
                 total += int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except OSError:
