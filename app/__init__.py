@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 
 from flask import Flask, g, request
 
 from settings import Settings, load_settings
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def create_app(settings: Settings | None = None, *,
@@ -31,8 +34,10 @@ def create_app(settings: Settings | None = None, *,
 
     @app.before_request
     def _request_id():
-        # Carried into the journal and the worker's log lines for this command.
-        g.request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
+        # Carried into the journal and the worker's log lines for this command; a caller's
+        # id is kept only if it is a plain token (it ends up in logs and the journal).
+        given = request.headers.get("X-Request-Id", "")
+        g.request_id = given if _REQUEST_ID.fullmatch(given) else secrets.token_hex(8)
 
     @app.after_request
     def _echo_request_id(response):
@@ -56,6 +61,7 @@ def create_app(settings: Settings | None = None, *,
     app.register_blueprint(orders.bp)
     app.register_blueprint(market_data.bp)
     app.register_blueprint(docs.bp)
+
     from app import ws
 
     ws.init_app(app)
