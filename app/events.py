@@ -8,13 +8,20 @@ to the listeners registered for its symbol (WebSocket connections, ``app.ws``) a
 the REST ``?wait=true`` waiters (``wait_for``).
 
 Listener protocol (called on the hub thread; all must return at once, never block):
-  ``on_event(symbol: str, event: dict) -> bool``  - one parsed message; True: it was
-                                            queued and the listener wants ``wake()``
-  ``wake()``                              - after a batch: everything queued is there
+  ``on_batch(batch: Batch) -> bool``      - one symbol's messages from one read, in
+                                            order; True: queued, the listener wants
+                                            ``wake()``
+  ``wake()``                              - after a read: everything queued is there
   ``on_resync()``                         - the hub reconnected: messages may be lost,
                                             re-read state (books: new snapshot; trades:
                                             backfill from the trades stream)
 Register for one symbol, or for ``ALL`` (every symbol: order_status by orderId).
+
+Batching: after each read the hub waits ``window`` seconds (``WS_BATCH_MS``, 5 ms) so the next
+read takes everything published meanwhile. A listener then handles, and a socket
+writes, once per window instead of once per message: with a thousand sockets this is
+what keeps the fan-out within a core. REST waiters are released as each message is
+read, before the window.
 
 Reconnect: on any Redis error the hub reconnects with exponential backoff (0.1 s .. 5 s),
 then calls ``on_resync()`` on every listener and re-checks every REST waiter's
@@ -53,11 +60,27 @@ class _Waiter:
         self.already_done = already_done
 
 
+class Batch:
+    """One symbol's messages from one hub read, in publish order, shared by all of the
+    symbol's listeners. ``memo`` keeps what listeners derive from it (frames, merged
+    book changes), built once by the first listener that needs it."""
+
+    __slots__ = ("symbol", "events", "commits", "memo")
+
+    def __init__(self, symbol: str):
+        self.symbol = symbol
+        self.events: list[dict] = []  # every message (commits, accepted, ...)
+        self.commits: list[dict] = []  # the commit messages among them
+        self.memo: dict = {}
+
+
 class EventHub:
     """One pub/sub connection, many listeners. Thread-safe; start() is idempotent."""
 
-    def __init__(self, redis_url: str, *, idle_ping_seconds: float = 5.0):
+    def __init__(self, redis_url: str, *, window: float = 0.005,
+                 idle_ping_seconds: float = 5.0):
         self.redis_url = redis_url
+        self.window = window
         self.idle_ping_seconds = idle_ping_seconds
         self._lock = threading.Lock()
         self._listeners: dict[str, frozenset] = {}  # copy-on-write: read lock-free
@@ -260,19 +283,18 @@ class EventHub:
                     pinged = True
                 continue
             last_rx, pinged = now, False
-            # Under load take what is already buffered (up to a bound) and wake each
-            # listener once per batch, not once per message.
             batch = []
-            while msg is not None:
+            while msg is not None:  # everything already buffered, up to a bound
                 if msg["type"] == "pmessage":
                     batch.append(msg)
-                if len(batch) >= 100:
+                if len(batch) >= 5000:
                     break
                 msg = pubsub.get_message(timeout=0)
             self._dispatch(batch)
-            # Let the connections (and REST requests) run between batches: under gevent
-            # nothing else runs while this loop does; under threads it drops the GIL.
-            time.sleep(0)
+            # Let the next messages gather (see Batching above). This also lets the
+            # connections and REST requests run: under gevent nothing else runs while this
+            # loop does; under threads it drops the GIL.
+            time.sleep(self.window)
 
     def _resync(self) -> None:
         for listener in self._all_listeners():
@@ -288,17 +310,39 @@ class EventHub:
             out |= group
         return out
 
-    def _dispatch(self, batch: list) -> None:
+    def _dispatch(self, messages: list) -> None:
+        batches: dict[str, Batch] = {}
+        for msg in messages:
+            parsed = self._parse(msg["channel"], msg["data"])
+            if parsed is not None:
+                symbol, event = parsed
+                batch = batches.get(symbol)
+                if batch is None:
+                    batch = batches[symbol] = Batch(symbol)
+                batch.events.append(event)
+                if event.get("type") == "commit":
+                    batch.commits.append(event)
         woken = set()
-        for msg in batch:
-            self._dispatch_one(msg["channel"], msg["data"], woken)
+        everyone = self._listeners.get(ALL)
+        for symbol, batch in batches.items():
+            listeners = self._listeners.get(symbol)
+            if everyone:
+                listeners = (listeners | everyone) if listeners else everyone
+            for listener in listeners or ():
+                try:
+                    if listener.on_batch(batch):
+                        woken.add(listener)
+                except Exception:
+                    log.exception("listener failed")
         for listener in woken:
             try:
                 listener.wake()
             except Exception:
                 log.exception("listener wake failed")
 
-    def _dispatch_one(self, channel, data, woken: set) -> None:
+    def _parse(self, channel, data) -> tuple[str, dict] | None:
+        """The message's symbol and parsed event; commit bookkeeping (REST waiters, the
+        chain check) happens here, per message."""
         try:
             if isinstance(channel, bytes):
                 channel = channel.decode()
@@ -309,7 +353,7 @@ class EventHub:
         except Exception:
             self.bad_messages += 1
             log.warning("unparseable event on %r", channel)
-            return
+            return None
         self.messages += 1
         event["symbol"] = symbol  # the channel's symbol is the one listeners go by
         if event.get("type") == "commit":
@@ -323,18 +367,7 @@ class EventHub:
                 if last is None or sequence > last:
                     self._last_sequence[symbol] = sequence
                 self._release_waiters(symbol, sequence)
-        listeners = self._listeners.get(symbol)
-        everyone = self._listeners.get(ALL)
-        if everyone:
-            listeners = (listeners | everyone) if listeners else everyone
-        if not listeners:
-            return
-        for listener in listeners:
-            try:
-                if listener.on_event(symbol, event):
-                    woken.add(listener)
-            except Exception:
-                log.exception("listener failed")
+        return symbol, event
 
 
 def get_hub(app) -> EventHub:
@@ -344,7 +377,8 @@ def get_hub(app) -> EventHub:
         with _hubs_lock:
             hub = app.extensions.get(_EXTENSION)
             if hub is None or hub.pid != os.getpid():
-                hub = EventHub(app.config["SETTINGS"].redis_url)
+                settings = app.config["SETTINGS"]
+                hub = EventHub(settings.redis_url, window=settings.ws_batch_ms / 1000)
                 app.extensions[_EXTENSION] = hub
                 _hubs.append(hub)
     return hub.start()

@@ -2,17 +2,22 @@
 
 One ``Connection`` per socket. Its own thread (the gunicorn worker thread running the
 route) does all the work for it: reads client frames, reads snapshots, formats and
-sends. The hub thread (``app.events``) only appends parsed messages to the
+sends. The hub thread (``app.events``) only appends each batch of messages to the
 connection's bounded deque and sets its wake event, so a slow socket never holds back
 the hub, the matcher or the other clients. Past ``ws_queue_max`` queued messages the
-client is closed with 1008 "slow consumer".
+client is closed with 1008 "slow consumer". A batch's frames are built once, by the
+first connection that needs them, and the same bytes go to every connection that is in
+step; one write per connection per batch.
 
 orderbook: the listener is registered before the snapshot is read; queued commits at or
 below the snapshot sequence are dropped, each later commit must chain (its
 ``prevSequence`` equals the last commit this connection accounted for) or the
 connection sends a fresh snapshot. Commits with no book change advance the chain but
 send nothing, so ``prevSequence`` in what the client receives is always the sequence of
-the previous orderbook message it got for that symbol.
+the previous orderbook message it got for that symbol. The commits of one batch (one
+hub window, 5 ms) go out as ONE update: each changed level with its last total, the
+``sequence`` of the last commit that changed a level (market-data conflation; exact,
+since changes are totals).
 trade: every trade once, in sequence; a hole (hub reconnect, missed message) is filled
 from the trades stream ``keys.trades(S)``.
 order_status: by symbol or by orderId; after ``auth`` only that account's orders. When
@@ -22,13 +27,14 @@ Beyond api.md §4: acks ``{"event": "unsubscribed", ...}`` and ``{"event":
 "authenticated", "accountId"}``; update ``changes`` also carry the level's ``orders``
 count (as the snapshot levels do), so a client rebuilds exactly the REST book.
 Tunables (app.config ``WS_*`` or a Settings field of the same lower-case name):
-``DEFAULTS`` below. permessage-deflate is declined: frames are built once per message
-and the same bytes go to every client.
+``DEFAULTS`` below. permessage-deflate is declined: frames are built once per batch and
+the same bytes go to every client.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import weakref
@@ -117,28 +123,56 @@ def _text_frame(payload: bytes) -> bytes:
     return bytes((0x81, 127)) + n.to_bytes(8, "big") + payload
 
 
-def _frame_cache(event: dict) -> dict:
-    # One shared event dict goes to many connections: format each frame once.
-    cache = event.get("\0frames")
-    if cache is None:
-        cache = event["\0frames"] = {}
-    return cache
-
-
 class _LockedSocket:
-    """The raw socket, with whole-buffer sends serialized between the connection's thread
-    and simple-websocket's reader thread (which answers pings and sends keepalives)."""
+    """The raw socket, with whole-buffer sends serialized between the connection's thread,
+    simple-websocket's reader thread (which answers pings and sends keepalives) and the
+    hub thread (``send_nowait``)."""
 
     def __init__(self, raw):
         self._raw = raw
+        self._fd = raw.fileno()
         self._lock = threading.Lock()
+        self._rest = b""  # the unsent tail of a partial send_nowait: goes out first
 
     def send(self, data) -> int:
         with self._lock:
-            self._raw.sendall(data)
+            if self._rest:
+                self._raw.sendall(self._rest)
+                self._rest = b""
+            # One send() usually takes it all; gevent's sendall() would first ask the
+            # kernel for SO_SNDBUF, a second syscall on every write.
+            sent = self._raw.send(data)
+            if sent < len(data):
+                self._raw.sendall(memoryview(data)[sent:])
         return len(data)
 
     sendall = send
+
+    def send_nowait(self, data: bytes) -> bool:
+        """Write without ever waiting (for the hub thread). False, nothing written, when
+        another thread is sending, a tail is pending or the kernel buffer is full. The
+        fd is non-blocking (the socket has a timeout), so os.write cannot block."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if self._rest:
+                return False
+            try:
+                sent = os.write(self._fd, data)
+            except OSError:  # full (EAGAIN) or broken: the connection's thread finds out
+                return False
+            self._rest = data[sent:]
+            return True
+        finally:
+            self._lock.release()
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._rest)
+
+    def flush(self) -> None:
+        if self._rest:
+            self.send(b"")
 
     def recv(self, n):
         return self._raw.recv(n)
@@ -172,7 +206,13 @@ class Connection:
         self.max_subs = int(_option(app, "ws_max_subscriptions"))
         self.snapshot_levels = int(_option(app, "ws_snapshot_levels"))
         self._wake = ws.event  # set by simple-websocket on inbound frames, by us on events
-        self.queue: deque = deque()
+        self.queue: deque = deque()  # app.events.Batch
+        # Messages queued (hub thread) and taken (own thread): each counter has one
+        # writer, so the difference, the backlog, needs no lock.
+        self._queued = self._taken = 0
+        # Held by our own thread while it handles anything; the hub writes directly
+        # (``_send_now``) only when it can take it.
+        self._busy = threading.Lock()
         self._killed: tuple[int, str] | None = None
         self._resync = False
         self.books: dict[str, _Book] = {}
@@ -182,7 +222,6 @@ class Connection:
         self.account: str | None = None
         self._registered: set[str] = set()  # hub registrations (symbols, ALL)
         self._redis = None
-        self._direct = self._no_extensions()
         raw = ws.sock
         try:
             raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, int(_option(app, "ws_sndbuf")))
@@ -192,23 +231,38 @@ class Connection:
             pass
         ws.sock = _LockedSocket(raw)
 
-    def _no_extensions(self) -> bool:
-        # Without permessage-deflate a text frame is header + payload: we can cache
-        # the bytes and send them as they are. Otherwise go through wsproto.
-        try:
-            return not self.ws.ws.connection._proto.extensions
-        except AttributeError:
-            return False
-
     # hub thread -----------------------------------------------------------------------
-    def on_event(self, symbol: str, event: dict) -> bool:
-        if self._killed is not None or not self._wants(symbol, event):
+    def on_batch(self, batch) -> bool:
+        if self._killed is not None or not self._wants(batch):
             return False
-        if len(self.queue) >= self.queue_max:
+        if not self.queue and self._send_now(batch):
+            return self.ws.sock.pending  # a partial write: our thread sends the rest
+        self._queued += len(batch.events)
+        if self._queued - self._taken > self.queue_max:
             self.kill(SLOW_CONSUMER)
             return False
-        self.queue.append(event)  # no per-listener allocation: the hub's dict itself
+        self.queue.append(batch)  # no per-listener allocation: the hub's batch itself
         return True
+
+    def _send_now(self, batch) -> bool:
+        """The common case, done on the hub thread: the connection is idle and in step
+        with the stream, so write the batch's shared frames without waking its thread.
+        False (nothing done) whenever anything else is needed; the batch is queued."""
+        if self._resync or self.status_symbols or self.status_orders:
+            return False
+        if not self._busy.acquire(blocking=False):
+            return False  # our thread is handling something (it drains the queue next)
+        try:
+            step = self._in_step(batch)
+            if step is None:
+                return False
+            frames, advance = step
+            if frames and not self.ws.sock.send_nowait(b"".join(frames)):
+                return False
+            advance()
+            return True
+        finally:
+            self._busy.release()
 
     def wake(self) -> None:
         if not self._wake.is_set():  # set() takes a lock; skip it when already set
@@ -224,20 +278,11 @@ class Connection:
         self.queue.clear()
         self._wake.set()
 
-    def _wants(self, symbol: str, event: dict) -> bool:
-        if event.get("type") == "commit":
-            if symbol in self.books:
-                return True
-            if symbol in self.trades and event.get("trades"):
-                return True
-        return bool(event.get("orders")) and self._wants_orders(symbol, event["orders"])
-
-    def _wants_orders(self, symbol: str, orders) -> bool:
-        if symbol in self.status_symbols:
+    def _wants(self, batch) -> bool:
+        symbol = batch.symbol
+        if batch.commits and (symbol in self.books or symbol in self.trades):
             return True
-        if self.status_orders:
-            return any(o.get("id") in self.status_orders for o in orders)
-        return False
+        return bool(self.status_orders) or symbol in self.status_symbols
 
     # own thread -----------------------------------------------------------------------
     def run(self) -> None:
@@ -257,22 +302,33 @@ class Connection:
         while True:
             self._wake.wait(30)
             self._wake.clear()
-            while ws.input_buffer and self._killed is None:
-                self._handle(ws.input_buffer.pop(0))
-            if self._killed is not None:
-                code, message = self._killed
-                if ws.connected:
-                    try:
-                        ws.close(reason=code, message=message)
-                    except OSError:
-                        ws.connected = False
-                return
-            if not ws.connected:
-                return
-            if self._resync:
-                self._resync = False
-                self._after_reconnect()
-            self._drain()
+            with self._busy:
+                if not self._step(ws):
+                    return
+
+    def _step(self, ws) -> bool:
+        """Everything there is to do now; False: the connection is over."""
+        try:
+            ws.sock.flush()  # the tail of a partial write from the hub goes first
+        except OSError:
+            ws.connected = False
+        while ws.input_buffer and self._killed is None:
+            self._handle(ws.input_buffer.pop(0))
+        if self._killed is not None:
+            code, message = self._killed
+            if ws.connected:
+                try:
+                    ws.close(reason=code, message=message)
+                except OSError:
+                    ws.connected = False
+            return False
+        if not ws.connected:
+            return False
+        if self._resync:
+            self._resync = False
+            self._after_reconnect()
+        self._drain()
+        return True
 
     @property
     def redis(self):
@@ -284,20 +340,11 @@ class Connection:
         return self._redis
 
     def send_obj(self, obj: dict) -> None:
-        self._send_payload(orjson.dumps(obj))
+        self._send_raw(_text_frame(orjson.dumps(obj)))
 
-    def _send_payload(self, payload: bytes) -> None:
-        if self._direct:
-            self._send_raw(_text_frame(payload))
-        else:
-            self._send_raw(payload, text=True)
-
-    def _send_raw(self, data: bytes, text: bool = False) -> None:
+    def _send_raw(self, data: bytes) -> None:
         try:
-            if text:
-                self.ws.send(data.decode())  # through wsproto (permessage-deflate)
-            else:
-                self.ws.sock.sendall(data)
+            self.ws.sock.sendall(data)
         except OSError as err:
             # Blocked past ws_send_timeout (or the peer vanished): the stream may hold
             # half a frame, so no close frame can follow. Drop the connection.
@@ -458,40 +505,75 @@ class Connection:
         out: list[bytes] = []
         queue = self.queue
         while queue and self._killed is None:
-            event = queue.popleft()
-            self._process(event["symbol"], event, out)
+            batch = queue.popleft()
+            self._taken += len(batch.events)
+            self._process(batch, out)
             if len(out) >= 256:  # one write per batch of frames, not per frame
                 self._flush(out)
-                out.clear()
         self._flush(out)
 
     def _flush(self, out: list[bytes]) -> None:
-        if not out:
-            return
-        if self._direct:
+        if out:
             self._send_raw(b"".join(out))
-        else:
-            for payload in out:
-                self._send_raw(payload, text=True)
+            out.clear()
 
-    def _emit(self, out: list, cache: dict, key, build) -> None:
-        key = (key, self._direct)
-        frame = cache.get(key)
-        if frame is None:
-            frame = cache[key] = self._wrap(orjson.dumps(build()))
-        out.append(frame)
-
-    def _process(self, symbol: str, event: dict, out: list) -> None:
-        kind = event.get("type")
-        if kind == "commit":
+    def _process(self, batch, out: list) -> None:
+        symbol = batch.symbol
+        step = self._in_step(batch)
+        if step is not None:
+            frames, advance = step
+            out.extend(frames)
+            advance()
+        elif batch.commits:  # a gap, a snapshot mid-batch, a trade hole: commit by commit
             book = self.books.get(symbol)
-            if book is not None:
-                self._book_update(symbol, book, event, out)
-            if symbol in self.trades and event.get("trades"):
-                self._trades(symbol, event, out)
-        orders = event.get("orders")
-        if orders and (self.status_symbols or self.status_orders):
-            self._orders(symbol, event, orders, out)
+            for event in batch.commits:
+                if book is not None:
+                    self._book_update(symbol, book, event, out)
+                if symbol in self.trades:
+                    self._trades(symbol, event, out)
+        if self.status_symbols or self.status_orders:
+            for event in batch.events:
+                if event.get("orders"):
+                    self._orders(symbol, batch, event, out)
+
+    # The fast path: a connection in step with the stream (the usual case) takes the
+    # frames the first such connection built for the whole batch, so the per-client work
+    # is a few lookups per batch, not per message.
+    def _in_step(self, batch):
+        """(frames, advance) for the book and trade channels when this connection is in
+        step with ``batch``: no snapshot, backfill or per-commit work needed. Changes
+        nothing until ``advance()`` is called. None otherwise."""
+        symbol = batch.symbol
+        if not batch.commits:
+            return [], _nothing
+        frames = []
+        book = self.books.get(symbol)
+        merged = None
+        if book is not None:
+            merged = _merged_book(batch)
+            if merged is None or book.chain != merged.prev:
+                return None
+            if merged.changes:
+                frames.append(_book_frame(batch, merged, book.last_sent))
+        run = None
+        if symbol in self.trades:
+            run = _trade_run(batch)
+            if run is None:
+                return None
+            if run.first is not None:
+                if self.trades[symbol] != run.first - 1:
+                    return None
+                frames.append(run.frames)
+
+        def advance():
+            if merged is not None:
+                book.chain = merged.sequence
+                if merged.changes:
+                    book.last_sent = merged.changed_at
+            if run is not None and run.first is not None:
+                self.trades[symbol] = run.last
+
+        return frames, advance
 
     def _book_update(self, symbol: str, book: _Book, event: dict, out: list) -> None:
         sequence, prev = event.get("sequence"), event.get("prevSequence")
@@ -500,38 +582,30 @@ class Connection:
                 return  # already in the snapshot
             # No snapshot yet (store was down) or a gap: a fresh snapshot covers it.
             self._flush(out)
-            out.clear()
             self._snapshot(symbol, book)
             return
         book.chain = sequence
         changes = event.get("changes")
         if not changes:
             return  # nothing for the book; the chain moved on silently
-        last_sent = book.last_sent
-
-        def build():
-            return {
-                "event": "orderbook", "type": "update", "symbol": symbol,
-                "sequence": sequence, "prevSequence": last_sent, "changes": changes,
-            }
-
-        self._emit(out, _frame_cache(event), ("ob", last_sent), build)
+        out.append(_text_frame(orjson.dumps({
+            "event": "orderbook", "type": "update", "symbol": symbol,
+            "sequence": sequence, "prevSequence": book.last_sent, "changes": changes,
+        })))
         book.last_sent = sequence
 
     def _trades(self, symbol: str, event: dict, out: list) -> None:
-        cache = _frame_cache(event)
-        for trade in event["trades"]:
+        for trade in event.get("trades") or ():
             seq = trade.get("sequence")
             last = self.trades.get(symbol)
             if last is None or not isinstance(seq, int) or seq <= last:
                 continue
             if seq > last + 1:
                 self._flush(out)
-                out.clear()
                 self._backfill(symbol, seq - 1)
                 if self.trades.get(symbol, seq) >= seq:
                     continue
-            self._emit(out, cache, ("t", seq), lambda t=trade: {"event": "trade", **t})
+            out.append(_trade_frame(trade))
             self.trades[symbol] = seq
 
     def _backfill(self, symbol: str, upto: int | None) -> None:
@@ -555,26 +629,114 @@ class Connection:
                 continue
             if isinstance(trade, str):
                 trade = trade.encode()
-            frames_out.append(self._wrap(b'{"event":"trade",' + trade.lstrip()[1:]))
+            frames_out.append(_text_frame(b'{"event":"trade",' + trade.lstrip()[1:]))
             self.trades[symbol] = keys.sequence_of(entry_id)
         if frames_out:
             self._flush(frames_out)
 
-    def _wrap(self, payload: bytes) -> bytes:
-        return _text_frame(payload) if self._direct else payload
-
-    def _orders(self, symbol: str, event: dict, orders, out: list) -> None:
+    def _orders(self, symbol: str, batch, event: dict, out: list) -> None:
         by_symbol = symbol in self.status_symbols
         account = self.account
         if account is None and self.settings.auth_required:
             return
-        cache = _frame_cache(event)
-        for i, order in enumerate(orders):
+        for order in event["orders"]:
             if not (by_symbol or order.get("id") in self.status_orders):
                 continue
             if account is not None and order.get("accountId") != account:
                 continue
-            self._emit(out, cache, ("o", i), lambda o=order: {"event": "order_status", **o})
+            key = ("o", id(order))  # the order dict lives as long as the batch
+            frame = batch.memo.get(key)
+            if frame is None:
+                frame = batch.memo[key] = _text_frame(
+                    orjson.dumps({"event": "order_status", **order}))
+            out.append(frame)
+
+
+# -- what a batch means for every connection, worked out once (memoized on the batch) ----
+class _MergedBook:
+    """A batch's commits as one orderbook update: valid when they chain one to the next.
+    ``changes`` keeps each level's last total (a later change of a level replaces the
+    earlier one, which is exact because changes carry new totals, not deltas)."""
+
+    __slots__ = ("prev", "sequence", "changed_at", "changes")
+
+    def __init__(self, prev, sequence, changed_at, changes):
+        self.prev = prev  # prevSequence of the first commit
+        self.sequence = sequence  # the last commit
+        self.changed_at = changed_at  # the last commit that changed a level
+        self.changes = changes
+
+
+def _merged_book(batch) -> _MergedBook | None:
+    memo = batch.memo
+    if "book" in memo:
+        return memo["book"]
+    merged = None
+    commits = batch.commits
+    prev = commits[0].get("prevSequence")
+    chained = isinstance(prev, int)
+    last, changed_at, levels = prev, None, {}
+    for event in commits:
+        sequence = event.get("sequence")
+        if not (chained and isinstance(sequence, int) and event.get("prevSequence") == last):
+            chained = False
+            break
+        last = sequence
+        for change in event.get("changes") or ():
+            levels[(change.get("side"), change.get("price"))] = change
+            changed_at = sequence
+    if chained:
+        merged = _MergedBook(prev, last, changed_at, list(levels.values()))
+    memo["book"] = merged
+    return merged
+
+
+class _TradeRun:
+    __slots__ = ("first", "last", "frames")
+
+    def __init__(self, first: int | None, last: int | None, frames: bytes):
+        self.first, self.last, self.frames = first, last, frames  # first None: no trades
+
+
+_NO_TRADES = _TradeRun(None, None, b"")
+
+
+def _trade_run(batch) -> _TradeRun | None:
+    """The batch's trades as one run of frames; None when their sequences have a hole."""
+    memo = batch.memo
+    if "trades" in memo:
+        return memo["trades"]
+    trades = [t for event in batch.commits for t in event.get("trades") or ()]
+    run = _NO_TRADES
+    if trades:
+        seqs = [t.get("sequence") for t in trades]
+        first = seqs[0]
+        if isinstance(first, int) and seqs == list(range(first, first + len(seqs))):
+            run = _TradeRun(first, seqs[-1], b"".join(map(_trade_frame, trades)))
+        else:
+            run = None
+    memo["trades"] = run
+    return run
+
+
+def _book_frame(batch, merged: _MergedBook, last_sent: int | None) -> bytes:
+    key = ("book", last_sent)  # connections in step share last_sent, hence the frame
+    frame = batch.memo.get(key)
+    if frame is None:
+        frame = batch.memo[key] = _text_frame(orjson.dumps({
+            "event": "orderbook", "type": "update", "symbol": batch.symbol,
+            "sequence": merged.changed_at, "prevSequence": last_sent,
+            "changes": merged.changes,
+        }))
+    return frame
+
+
+def _nothing() -> None:
+    pass
+
+
+def _trade_frame(trade: dict) -> bytes:
+    return _text_frame(orjson.dumps({"event": "trade", **trade}))
 
 
 @sock.route("/ws")
