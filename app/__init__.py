@@ -2,14 +2,61 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import secrets
+from decimal import Decimal
 
+import orjson
 from flask import Flask, g, request
+from flask.json.provider import DefaultJSONProvider
 
 from settings import Settings, load_settings
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_request_counter = itertools.count(1)
+_request_prefix = (0, "")  # (pid, random prefix): ids stay unique across workers
+
+
+def _new_request_id() -> str:
+    """A random per-process prefix and a counter: unique without a urandom call per
+    request (secrets.token_hex was 1.4 % of the web's CPU under load)."""
+    global _request_prefix
+    pid = os.getpid()
+    if _request_prefix[0] != pid:
+        _request_prefix = (pid, secrets.token_hex(5))
+    return f"{_request_prefix[1]}{next(_request_counter):x}"
+
+
+def _json_default(obj):
+    if isinstance(obj, Decimal):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
+class OrjsonProvider(DefaultJSONProvider):
+    """jsonify() through orjson, several times faster than the stdlib encoder; what
+    orjson refuses (an integer past 64 bits echoed in an error) goes the stdlib way.
+    Request bodies are parsed elsewhere (app.api.common.json_body, exact decimals)."""
+
+    sort_keys = False
+    compact = True
+    _options = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
+
+    def dumps(self, obj, **kwargs) -> str:
+        try:
+            return orjson.dumps(obj, default=_json_default, option=self._options).decode()
+        except TypeError:
+            return super().dumps(obj, **kwargs)
+
+    def response(self, *args, **kwargs):
+        obj = self._prepare_response_obj(args, kwargs)
+        try:
+            body = orjson.dumps(obj, default=_json_default, option=self._options)
+        except TypeError:
+            return super().response(*args, **kwargs)
+        return self._app.response_class(body, mimetype=self.mimetype)
 
 
 def create_app(settings: Settings | None = None, *,
@@ -27,17 +74,16 @@ def create_app(settings: Settings | None = None, *,
 
         logging_setup.configure("web", settings)
     app = Flask(__name__)
+    app.json = OrjsonProvider(app)
     app.config["SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.json.sort_keys = False
-    app.json.compact = True
 
     @app.before_request
     def _request_id():
         # Carried into the journal and the worker's log lines for this command; a caller's
         # id is kept only if it is a plain token (it ends up in logs and the journal).
         given = request.headers.get("X-Request-Id", "")
-        g.request_id = given if _REQUEST_ID.fullmatch(given) else secrets.token_hex(8)
+        g.request_id = given if _REQUEST_ID.fullmatch(given) else _new_request_id()
 
     @app.after_request
     def _echo_request_id(response):

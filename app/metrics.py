@@ -3,9 +3,10 @@
 Design (docs/deployment.md "Metrics" has the operator's view):
 
 * Request-path metrics (orders accepted / rejected, accept latency, WebSocket clients)
-  are prometheus-client objects updated in ``after_request`` / ``teardown_request``
-  hooks: no Redis round trip, no change in the views. Accepted orders are counted from
-  the JSON the view already produced (orjson, a few microseconds).
+  are prometheus-client objects, no Redis round trip. Refused requests and latency are
+  recorded in ``after_request`` / ``teardown_request`` hooks; the order views count
+  what they accept (``count_accepted``, ``count_item_rejected``), as they have it at
+  hand.
 * Under gunicorn they run in multiprocess mode: gunicorn.conf.py points
   ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before any worker starts and calls
   ``multiprocess.mark_process_dead`` when one exits, so any worker answering the scrape
@@ -166,27 +167,20 @@ def metrics():
 # ------------------------------------------------------------------ request hooks
 
 
-def _count_orders(op: str, response) -> None:
-    status = response.status_code
-    if status >= 400:
-        ORDERS_REJECTED.labels(op, str(status), _error_code(response)).inc()
-        return
-    if op == "cancel" or status == 200:  # 200: a clientOrderId replay, nothing placed
-        return
-    try:
-        body = orjson.loads(response.get_data())
-    except (orjson.JSONDecodeError, RuntimeError):
-        return
-    if op == "place":
-        ORDERS_ACCEPTED.labels(body.get("symbol", ""), body.get("orderType", "")).inc()
-        return
-    for item in body.get("results", ()):  # batch: each item accepted or refused
-        error = item.get("error")
-        if error:
-            ORDERS_REJECTED.labels("batch_item", "400" if error.get("code") ==
-                                   "VALIDATION_ERROR" else "429", error.get("code", "")).inc()
-        elif item.get("status") == "PENDING":
-            ORDERS_ACCEPTED.labels(item.get("symbol", ""), item.get("orderType", "")).inc()
+def count_accepted(order: dict) -> None:
+    """An order accepted and journaled (called by the order views, which have it at hand)."""
+    ORDERS_ACCEPTED.labels(order.get("symbol", ""), order.get("orderType", "")).inc()
+
+
+def count_item_rejected(code: str) -> None:
+    """A batch item refused while the batch itself was accepted."""
+    ORDERS_REJECTED.labels("batch_item", "400" if code == "VALIDATION_ERROR" else "429",
+                           code).inc()
+
+
+def _count_refused(op: str, response) -> None:
+    if response.status_code >= 400:
+        ORDERS_REJECTED.labels(op, str(response.status_code), _error_code(response)).inc()
 
 
 def _error_code(response) -> str:
@@ -216,7 +210,7 @@ def init_app(app: Flask) -> None:
             elapsed = time.perf_counter() - t0 if t0 is not None else None
             op = ORDER_ENDPOINTS.get(request.endpoint)
             if op is not None:
-                _count_orders(op, response)
+                _count_refused(op, response)
                 if op != "cancel" and elapsed is not None and response.status_code < 400:
                     wait = "true" if request.args.get("wait") == "true" else "false"
                     ACCEPT_LATENCY.labels(op, wait).observe(elapsed)

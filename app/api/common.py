@@ -51,8 +51,16 @@ def json_object():
     return body
 
 
+_DEFAULTS: dict[int, dict] = {}
+
+
 def query(schema: Schema) -> dict:
     """Query arguments through a strict schema (unknown or repeated ones are 400s)."""
+    if not request.args:  # the usual case: the schema's defaults, loaded once
+        defaults = _DEFAULTS.get(id(schema))
+        if defaults is None:
+            defaults = _DEFAULTS[id(schema)] = schema.load({})
+        return dict(defaults)
     args = {}
     for name, values in request.args.lists():
         if len(values) > 1:

@@ -7,7 +7,7 @@ import logging
 from flask import Blueprint, current_app, g, jsonify
 from marshmallow import ValidationError
 
-from app import auth
+from app import auth, metrics
 from app.api.common import all_markets, get_redis, json_object, market_for, query, settings
 from app.errors import ApiError
 from schemas.orders import BatchSchema, OrdersQuery, PlaceOrderSchema, WaitQuery
@@ -80,6 +80,7 @@ def place_order():
     if result.outcome == "limited":
         raise ApiError(429, "TOO_MANY_OPEN_ORDERS",
                        f"At most {s.max_open_orders_per_account} open orders per account.")
+    metrics.count_accepted(result.order)
     if result.woke:
         _wake(market.symbol, result.sequence)
     if wait["wait"] and _wait_applied(market.symbol, result.sequence, wait["timeout"]):
@@ -102,6 +103,7 @@ def place_batch():
             data = schema.load(raw)
         except ValidationError as err:
             results[i] = _error_item(err)
+            metrics.count_item_rejected("VALIDATION_ERROR")
             continue
         items.append((market_for(data["symbol"]), account, data, f"{g.request_id}.{i}"))
         positions.append(i)
@@ -110,6 +112,7 @@ def place_batch():
     for i, item, result in zip(positions, items, accepted, strict=True):
         if result.outcome == "created":
             results[i] = result.order
+            metrics.count_accepted(result.order)
             if result.woke:
                 wake[item[0].symbol] = result.sequence
         elif result.outcome == "duplicate":
@@ -117,6 +120,7 @@ def place_batch():
         else:
             results[i] = {"error": {"code": "TOO_MANY_OPEN_ORDERS",
                                     "message": "Too many open orders for this account."}}
+            metrics.count_item_rejected("TOO_MANY_OPEN_ORDERS")
     for symbol, sequence in wake.items():
         _wake(symbol, sequence)
     return jsonify({"results": results}), 202
