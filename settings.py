@@ -59,9 +59,9 @@ class Settings:
     worker_linger_ms: int = 20
     # One drain hands the worker's thread back to Celery after this long (heartbeats, acks).
     worker_max_drain_ms: int = 1000
-    # The WebSocket relay gathers what is published over this window and sends it in one
-    # write per client: fewer wake-ups and syscalls with many sockets, at this much latency.
-    ws_batch_ms: float = 5.0
+    # The WebSocket relay gathers what is published over a pause and sends it in one write
+    # per client; the pause grows with the sockets served (40 us each), up to this.
+    ws_batch_ms: float = 20.0
     # The worker's own Prometheus endpoint (accept->processed latency etc.); 0: off.
     worker_metrics_port: int = 0
     # Tests only: kill the worker (SIGKILL) at these points with this probability.
@@ -132,7 +132,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         worker_symbols=tuple(filter(None, env.get("WORKER_SYMBOLS", "").split(","))),
         heartbeat_stale_seconds=float(env.get("HEARTBEAT_STALE_SECONDS") or 5.0),
         worker_metrics_port=int(env.get("WORKER_METRICS_PORT") or 0),
-        ws_batch_ms=float(env.get("WS_BATCH_MS") or 5.0),
+        ws_batch_ms=float(env.get("WS_BATCH_MS") or 20.0),
         fault_points=tuple(filter(None, env.get("FAULT_POINTS", "").split(","))),
         fault_probability=float(env.get("FAULT_PROBABILITY", "0") or 0),
     )

@@ -3,7 +3,8 @@
 One ``Connection`` per socket. Its own thread (the gunicorn worker thread running the
 route) does all the work for it: reads client frames, reads snapshots, formats and
 sends. The hub thread (``app.events``) only appends each batch of messages to the
-connection's bounded deque and sets its wake event, so a slow socket never holds back
+connection's bounded deque and sets its wake event (or, when the connection is idle
+and in step, writes the batch's frames itself without blocking), so a slow socket never holds back
 the hub, the matcher or the other clients. Past ``ws_queue_max`` queued messages the
 client is closed with 1008 "slow consumer". A batch's frames are built once, by the
 first connection that needs them, and the same bytes go to every connection that is in
@@ -15,7 +16,7 @@ below the snapshot sequence are dropped, each later commit must chain (its
 connection sends a fresh snapshot. Commits with no book change advance the chain but
 send nothing, so ``prevSequence`` in what the client receives is always the sequence of
 the previous orderbook message it got for that symbol. The commits of one batch (one
-hub window, 5 ms) go out as ONE update: each changed level with its last total, the
+hub read, app.events "Batching") go out as ONE update: each changed level with its last total, the
 ``sequence`` of the last commit that changed a level (market-data conflation; exact,
 since changes are totals).
 trade: every trade once, in sequence; a hole (hub reconnect, missed message) is filled
@@ -232,34 +233,42 @@ class Connection:
         ws.sock = _LockedSocket(raw)
 
     # hub thread -----------------------------------------------------------------------
-    def on_batch(self, batch) -> bool:
-        if self._killed is not None or not self._wants(batch):
+    def on_batches(self, batches) -> bool:
+        if self._killed is not None:
             return False
-        if not self.queue and self._send_now(batch):
+        wanted = [b for b in batches if self._wants(b)]
+        if not wanted:
+            return False
+        if not self.queue and self._send_now(wanted):
             return self.ws.sock.pending  # a partial write: our thread sends the rest
-        self._queued += len(batch.events)
+        for batch in wanted:
+            self._queued += len(batch.events)
+            self.queue.append(batch)  # no per-listener allocation: the hub's batch itself
         if self._queued - self._taken > self.queue_max:
             self.kill(SLOW_CONSUMER)
             return False
-        self.queue.append(batch)  # no per-listener allocation: the hub's batch itself
         return True
 
-    def _send_now(self, batch) -> bool:
+    def _send_now(self, batches) -> bool:
         """The common case, done on the hub thread: the connection is idle and in step
-        with the stream, so write the batch's shared frames without waking its thread.
-        False (nothing done) whenever anything else is needed; the batch is queued."""
+        with the stream, so write the batches' shared frames without waking its thread.
+        False (nothing done) whenever anything else is needed; the batches are queued."""
         if self._resync or self.status_symbols or self.status_orders:
             return False
         if not self._busy.acquire(blocking=False):
             return False  # our thread is handling something (it drains the queue next)
         try:
-            step = self._in_step(batch)
-            if step is None:
-                return False
-            frames, advance = step
+            frames, advances = [], []
+            for batch in batches:  # one symbol each: their steps are independent
+                step = self._in_step(batch)
+                if step is None:
+                    return False
+                frames += step[0]
+                advances.append(step[1])
             if frames and not self.ws.sock.send_nowait(b"".join(frames)):
                 return False
-            advance()
+            for advance in advances:
+                advance()
             return True
         finally:
             self._busy.release()
