@@ -3,12 +3,12 @@
 One ``Connection`` per socket. Its own thread (the gunicorn worker thread running the
 route) does all the work for it: reads client frames, reads snapshots, formats and
 sends. The hub thread (``app.events``) only appends each batch of messages to the
-connection's bounded deque and sets its wake event (or, when the connection is idle
-and in step, writes the batch's frames itself without blocking), so a slow socket never holds back
-the hub, the matcher or the other clients. Past ``ws_queue_max`` queued messages the
-client is closed with 1008 "slow consumer". A batch's frames are built once, by the
-first connection that needs them, and the same bytes go to every connection that is in
-step; one write per connection per batch.
+connection's bounded deque and sets its wake event, or, when the connection is idle and
+in step, writes the batch's frames itself without blocking; so a slow socket never
+holds back the hub, the matcher or the other clients. Past ``ws_queue_max`` queued
+messages the client is closed with 1008 "slow consumer". A batch's frames are built
+once, by the first connection that needs them, and the same bytes go to every
+connection that is in step; one write per connection per hub read.
 
 orderbook: the listener is registered before the snapshot is read; queued commits at or
 below the snapshot sequence are dropped, each later commit must chain (its
@@ -16,9 +16,9 @@ below the snapshot sequence are dropped, each later commit must chain (its
 connection sends a fresh snapshot. Commits with no book change advance the chain but
 send nothing, so ``prevSequence`` in what the client receives is always the sequence of
 the previous orderbook message it got for that symbol. The commits of one batch (one
-hub read, app.events "Batching") go out as ONE update: each changed level with its last total, the
-``sequence`` of the last commit that changed a level (market-data conflation; exact,
-since changes are totals).
+hub read, app.events "Batching") go out as ONE update: each changed level with its
+last total, the ``sequence`` of the last commit that changed a level (market-data
+conflation; exact, since changes are totals).
 trade: every trade once, in sequence; a hole (hub reconnect, missed message) is filled
 from the trades stream ``keys.trades(S)``.
 order_status: by symbol or by orderId; after ``auth`` only that account's orders. When
