@@ -50,6 +50,7 @@ from simple_websocket import ConnectionClosed
 from app.auth import account_for_key
 from app.events import ALL, get_hub
 from schemas import ws as frames
+from schemas.checksum import checksum_of_levels
 from schemas.markets import get_market
 from schemas.ws import FrameError
 from store import keys, read
@@ -502,6 +503,7 @@ class Connection:
         self.send_obj({
             "event": "orderbook", "type": "snapshot", "symbol": symbol,
             "sequence": sequence, "bids": data["bids"], "asks": data["asks"],
+            "checksum": checksum_of_levels(data["bids"], data["asks"]),
         })
 
     def _after_reconnect(self) -> None:
@@ -600,6 +602,7 @@ class Connection:
         out.append(_text_frame(orjson.dumps({
             "event": "orderbook", "type": "update", "symbol": symbol,
             "sequence": sequence, "prevSequence": book.last_sent, "changes": changes,
+            "checksum": event.get("checksum"),
         })))
         book.last_sent = sequence
 
@@ -667,13 +670,14 @@ class _MergedBook:
     ``changes`` keeps each level's last total (a later change of a level replaces the
     earlier one, which is exact because changes carry new totals, not deltas)."""
 
-    __slots__ = ("prev", "sequence", "changed_at", "changes")
+    __slots__ = ("prev", "sequence", "changed_at", "changes", "checksum")
 
-    def __init__(self, prev, sequence, changed_at, changes):
+    def __init__(self, prev, sequence, changed_at, changes, checksum=None):
         self.prev = prev  # prevSequence of the first commit
         self.sequence = sequence  # the last commit
         self.changed_at = changed_at  # the last commit that changed a level
         self.changes = changes
+        self.checksum = checksum  # of the book after changed_at (the worker's)
 
 
 def _merged_book(batch) -> _MergedBook | None:
@@ -684,7 +688,7 @@ def _merged_book(batch) -> _MergedBook | None:
     commits = batch.commits
     prev = commits[0].get("prevSequence")
     chained = isinstance(prev, int)
-    last, changed_at, levels = prev, None, {}
+    last, changed_at, levels, checksum = prev, None, {}, None
     for event in commits:
         sequence = event.get("sequence")
         if not (chained and isinstance(sequence, int) and event.get("prevSequence") == last):
@@ -694,8 +698,9 @@ def _merged_book(batch) -> _MergedBook | None:
         for change in event.get("changes") or ():
             levels[(change.get("side"), change.get("price"))] = change
             changed_at = sequence
+            checksum = event.get("checksum")
     if chained:
-        merged = _MergedBook(prev, last, changed_at, list(levels.values()))
+        merged = _MergedBook(prev, last, changed_at, list(levels.values()), checksum)
     memo["book"] = merged
     return merged
 
@@ -735,7 +740,7 @@ def _book_frame(batch, merged: _MergedBook, last_sent: int | None) -> bytes:
         frame = batch.memo[key] = _text_frame(orjson.dumps({
             "event": "orderbook", "type": "update", "symbol": batch.symbol,
             "sequence": merged.changed_at, "prevSequence": last_sent,
-            "changes": merged.changes,
+            "changes": merged.changes, "checksum": merged.checksum,
         }))
     return frame
 

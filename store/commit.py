@@ -24,6 +24,7 @@ from engine.types import (
     Status,
     TradeExecuted,
 )
+from schemas.checksum import checksum_of_book
 from schemas.markets import Market
 from schemas.orders import trade_json
 from store import codec, keys
@@ -59,8 +60,11 @@ def render(market: Market, events) -> tuple[list, list, list, dict]:
 
 
 def commit(r: redis.Redis, market: Market, token: str, prev_applied: int, new_applied: int,
-           events: list, now_ms: int) -> dict:
-    """Write one batch atomically; returns the published message. Raises ``Fenced``."""
+           events: list, now_ms: int, book=None) -> dict:
+    """Write one batch atomically; returns the published message. Raises ``Fenced``.
+
+    ``book``: the engine book after the batch; a commit that changed levels carries its
+    ``checksum`` (schemas.checksum) for the relay's orderbook messages."""
     symbol = market.symbol
     orders, trades, levels, last = render(market, events)
     message = {
@@ -72,6 +76,8 @@ def commit(r: redis.Redis, market: Market, token: str, prev_applied: int, new_ap
         "trades": [t for _, t in trades],
         "orders": orders,
     }
+    if levels and book is not None:
+        message["checksum"] = checksum_of_book(market, book)
     batch = orjson.dumps({
         "o": _order_rows(last),
         "t": _trade_rows(trades),

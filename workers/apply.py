@@ -82,7 +82,8 @@ class SymbolMatcher:
                           command.sequence, command.order_id, request_id)
         self._fault("before_commit")
         now_ms, started = int(time.time() * 1000), time.perf_counter()
-        commit(self.r, self.market, self.lease.token, prev, book.last_sequence, events, now_ms)
+        commit(self.r, self.market, self.lease.token, prev, book.last_sequence, events, now_ms,
+               book=book)
         metrics.observe_batch(self.symbol, batch, now_ms, time.perf_counter() - started)
         # One JSON line per batch (logging_setup): grep a web request id to find its commit.
         log.info("committed %s seq %d..%d (%d commands)", self.symbol, prev + 1,

@@ -14,6 +14,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Response, current_app, jsonify
 
+from schemas import market_data as md
 from schemas import orders as s
 
 bp = Blueprint("docs", __name__)
@@ -108,6 +109,9 @@ OPERATIONS = [
     ("/api/markets", "get", _op(
         "Markets with last price, best bid/ask and 24 h volume",
         {"200": _json("Markets", "Every configured market.")}, errors=("400", "503"))),
+    ("/api/time", "get", _op(
+        "Server time", {"200": _json("ServerTime", "The server's clock, ms since epoch.")},
+        errors=("400",))),
     ("/api/health", "get", _op(
         "Liveness and readiness",
         {"200": _json("Health", "Ready: Redis reachable, matchers alive, lag bounded."),
@@ -138,6 +142,7 @@ COMPONENTS = {
     "LatestTrades": s.LatestTradesSchema, "BatchResults": s.BatchResultsSchema,
     "OrderBook": s.OrderBookSchema, "Depth": s.DepthSchema, "Markets": s.MarketsSchema,
     "Health": s.HealthSchema,
+    "ServerTime": md.ServerTimeSchema,
 }
 
 

@@ -51,3 +51,9 @@ def list_markets():
     query(_NO_ARGS)
     return jsonify({"markets": read.market_summaries(get_redis(),
                                                      list(all_markets().values()))})
+
+
+@bp.get("/api/time")
+def server_time():
+    query(_NO_ARGS)
+    return jsonify({"serverTime": read.now_ms()})
