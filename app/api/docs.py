@@ -109,6 +109,24 @@ OPERATIONS = [
     ("/api/markets", "get", _op(
         "Markets with last price, best bid/ask and 24 h volume",
         {"200": _json("Markets", "Every configured market.")}, errors=("400", "503"))),
+    ("/api/ticker", "get", _op(
+        "24 h ticker of one market, or of every market without symbol",
+        {"200": _json("Ticker", "With symbol: that market's ticker; without: "
+                                "{\"tickers\": [Ticker, ...]} (see Tickers).")},
+        query=md.TickerQuery, errors=("400", "503"),
+        description="Rolling over the last 24 h of one-minute buckets (the same window as "
+                    "volume24h in /api/markets); open24h, high24h, low24h, priceChange and "
+                    "priceChangePercent are null when there was no trade in the window.")),
+    ("/api/candles", "get", _op(
+        "Candles (OHLCV) of one market",
+        {"200": _json("Candles", "Oldest first; buckets without trades are left out.")},
+        query=md.CandlesQuery, errors=("400", "503"),
+        description="interval: 1m, 5m, 15m, 1h, 4h or 1d; buckets start at multiples of the "
+                    "interval since the epoch, in UTC (4h at 00, 04, .. 20 UTC; 1d at "
+                    "midnight UTC). Without start: the limit newest candles up to end, the "
+                    "last one the current (open) candle. With start: the first limit "
+                    "candles from start. Built from the trades in the matcher's commit, so "
+                    "they agree with /api/trades exactly.")),
     ("/api/time", "get", _op(
         "Server time", {"200": _json("ServerTime", "The server's clock, ms since epoch.")},
         errors=("400",))),
@@ -142,7 +160,8 @@ COMPONENTS = {
     "LatestTrades": s.LatestTradesSchema, "BatchResults": s.BatchResultsSchema,
     "OrderBook": s.OrderBookSchema, "Depth": s.DepthSchema, "Markets": s.MarketsSchema,
     "Health": s.HealthSchema,
-    "ServerTime": md.ServerTimeSchema,
+    "ServerTime": md.ServerTimeSchema, "Candle": md.CandleSchema, "Candles": md.CandlesSchema,
+    "Ticker": md.TickerSchema, "Tickers": md.TickersSchema,
 }
 
 
