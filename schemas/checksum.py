@@ -41,6 +41,9 @@ def checksum_of_levels(bids: list[dict], asks: list[dict]) -> int:
 
 def checksum_of_book(market, book) -> int:
     """The checksum of an engine ``OrderBook`` (integer ticks and lots) in ``market``."""
-    price, quantity = market.price, market.quantity
-    return checksum([(price(p), quantity(q)) for p, q, _ in book.levels("BUY", DEPTH)],
-                    [(price(p), quantity(q)) for p, q, _ in book.levels("SELL", DEPTH)])
+    # market.price/quantity inlined (the same one division, so the same float): this runs
+    # on every commit that changes the book.
+    tn, td = market.tick_size.as_integer_ratio()
+    ln, ld = market.lot_size.as_integer_ratio()
+    return checksum([(p * tn / td, q * ln / ld) for p, q, _ in book.levels("BUY", DEPTH)],
+                    [(p * tn / td, q * ln / ld) for p, q, _ in book.levels("SELL", DEPTH)])

@@ -57,6 +57,7 @@ class CandleCache:
     def __init__(self, r: redis.Redis, symbol: str, book):
         self.r, self.symbol, self.book = r, symbol, book
         self.latest: dict[str, list[int] | None] = {}
+        self.keys = {name: keys.candles(symbol, name) for name in INTERVALS}
         with r.pipeline(transaction=False) as pipe:
             for name in INTERVALS:
                 pipe.zrevrange(keys.candles(symbol, name), 0, 0)
@@ -72,27 +73,64 @@ class CandleCache:
         per interval; ``trades``: (timestamp ms, price ticks, lots) in trade order.
         The cache moves on at once: a commit that fails drops the book, and the cache
         with it (``SymbolMatcher``)."""
+        # One pass over the trades makes the batch's minute pieces; every interval is then
+        # built from those (a batch rarely spans more than one or two minutes).
+        pieces = list(_pieces(trades).values())
         rows = []
         for name, length in INTERVALS.items():
             touched: dict[int, list[int]] = {}
             latest = self.latest[name]
-            for ts, price, lots in trades:
-                start = bucket_start(ts, length)
+            for piece in pieces:
+                start = bucket_start(piece[0], length)
                 current = touched.get(start)
                 if current is None:
                     if latest is not None and start == latest[0]:
                         current = latest
-                    elif latest is None or start > latest[0]:
-                        current = None  # a new bucket: nothing stored past the newest
-                    else:  # the clock went back: an older bucket, read it once
-                        current = self._stored(name, start)
-                current = touched[start] = merge(current, start, price, lots)
+                    elif latest is not None and start < latest[0]:
+                        current = self._stored(name, start)  # the clock went back: rare
+                    # else: a new bucket, nothing is stored past the newest
+                current = touched[start] = _join(current, start, piece)
                 if latest is None or start >= latest[0]:
                     latest = current
-            self.latest[name] = latest
-            key = keys.candles(self.symbol, name)
-            rows += [[key, str(start), encode(c)] for start, c in sorted(touched.items())]
+            # Trade indexes mean nothing past this batch: keep the candle only.
+            self.latest[name] = latest[:8] if latest is not None else None
+            key = self.keys[name]
+            rows += [[key, str(start), encode(c[:8])] for start, c in sorted(touched.items())]
         return rows
+
+
+def _pieces(trades) -> dict[int, list[int]]:
+    """Minute candles of ``trades`` with the trade index of their last trade appended
+    (``[start, o, h, l, c, v, q, n, last]``), in the order their first trade came."""
+    out: dict[int, list[int]] = {}
+    for i, (ts, price, lots) in enumerate(trades):
+        start = ts - ts % MINUTE_MS
+        c = out.get(start)
+        if c is None:
+            out[start] = [start, price, price, price, price, lots, price * lots, 1, i]
+        else:
+            if price > c[2]:
+                c[2] = price
+            if price < c[3]:
+                c[3] = price
+            c[4], c[8] = price, i
+            c[5] += lots
+            c[6] += price * lots
+            c[7] += 1
+    return out
+
+
+def _join(candle: list[int] | None, start: int, piece: list[int]) -> list[int]:
+    """``candle`` (stored trades, or a new bucket) with a later minute ``piece``; pieces
+    come in the order of their first trade, so the open is right; the close is the one
+    of the piece with the latest last trade (index 8)."""
+    if candle is None:
+        return [start, *piece[1:]]
+    s, o, h, lo, c, v, q, n = candle[:8]
+    last = candle[8] if len(candle) > 8 else -1
+    close, last = (piece[4], piece[8]) if piece[8] > last else (c, last)
+    return [s, o, max(h, piece[2]), min(lo, piece[3]), close, v + piece[5], q + piece[6],
+            n + piece[7], last]
 
 
 def for_book(cache: CandleCache | None, r: redis.Redis, symbol: str, book) -> CandleCache:

@@ -58,6 +58,14 @@ def test_cache_writes_whole_candles_and_reads_an_older_bucket_once(redis_server,
             r.zadd(key, {member: int(start)})
 
     apply(rows)
+    # The same cache, a later batch: every trade counts, the close moves to the last one.
+    apply(cache.update([(t0 + 41_000, 107, 1), (t0 + 42_000, 104, 1)]))
+    apply(cache.update([(t0 + 43_000, 103, 1)]))
+    assert r.zrange(keys.candles(symbol, "1m"), -1, -1) == [
+        f"{ms(2026, 5, 1, 4, 0)}:105:107:103:103:5:{210 + 107 + 104 + 103}:4"]
+    for key, start, _ in rows:  # back to the first batch only
+        r.zremrangebyscore(key, start, start)
+    apply(rows)
     one_min = r.zrange(keys.candles(symbol, "1m"), 0, -1)
     assert one_min == [f"{ms(2026, 5, 1, 3, 59)}:100:100:100:100:1:100:1",
                        f"{ms(2026, 5, 1, 4, 0)}:105:105:105:105:2:210:1"]
@@ -76,4 +84,28 @@ def test_cache_writes_whole_candles_and_reads_an_older_bucket_once(redis_server,
                                  (t0 - 60_000, 200, 1)], INTERVALS["1m"])
     assert [candles.encode(c) for _, c in sorted(built.items())] == r.zrange(
         keys.candles(symbol, "1m"), 0, -1)
+    r.close()
+
+
+def test_cache_in_random_batches_equals_the_candles_of_all_trades(redis_server, redis_url):
+    import random
+
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    rnd = random.Random(5)
+    symbol, ts, trades = "ETH-USD", ms(2026, 7, 1, 23, 50), []
+    cache = candles.CandleCache(r, symbol, book=object())
+    for _ in range(60):
+        batch = []
+        for _ in range(rnd.randint(1, 30)):
+            ts += rnd.choice((0, 1, 500, 20_000, 90_000, -70_000))  # now and then back
+            batch.append((ts, rnd.randint(90, 110), rnd.randint(1, 9)))
+        trades += batch
+        for key, start, member in cache.update(batch):
+            r.zremrangebyscore(key, start, start)
+            r.zadd(key, {member: int(start)})
+        if rnd.random() < 0.2:  # the worker rebuilt its book: a fresh cache
+            cache = candles.CandleCache(r, symbol, book=object())
+    for name, length in INTERVALS.items():
+        want = [candles.encode(c) for _, c in sorted(candles.from_trades(trades, length).items())]
+        assert r.zrange(keys.candles(symbol, name), 0, -1) == want, name
     r.close()
