@@ -33,7 +33,7 @@ bench: install
 # LOAD_ARGS e.g. "--mode single --seconds 30 --clients 64 --profile" (py-spy: pip install).
 load: install
 	@command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
-	$(PY) -m bench.load $(LOAD_ARGS)
+	RATE_LIMITS=off $(PY) -m bench.load $(LOAD_ARGS)
 
 bench-pipeline: load
 
@@ -51,7 +51,7 @@ verify: install
 # BTC-USD/ETH-USD while orders flow. WS_BENCH_ARGS e.g. "--clients 1000 --rate 500
 # --seconds 15", "--synthetic" (publish commits, no REST/worker), "--worker-class gthread".
 bench-ws: install
-	$(PY) -m bench.ws_bench $(WS_BENCH_ARGS)
+	RATE_LIMITS=off $(PY) -m bench.ws_bench $(WS_BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var logs .pytest_cache .hypothesis

@@ -123,12 +123,15 @@ def commit(r, symbol, sequence, prev, changes=(), trades=(), orders=(), publish=
             pipe.xadd(keys.trades(symbol), {"t": orjson.dumps(t)}, id=keys.stream_id(t["sequence"]))
             pipe.set(keys.trade_seq(symbol), t["sequence"])
         pipe.set(keys.applied(symbol), sequence)
+        with_checksum = bool(changes and checksum)
+        if publish and not with_checksum:  # one transaction, as the worker's
+            pipe.publish(keys.events_channel(symbol), orjson.dumps(message))
         pipe.execute()
-    if changes and checksum:  # as the worker does: the checksum of the book after the commit
+    if with_checksum:  # as the worker does: the checksum of the book after the commit
         _, bids, asks = store_levels(r, symbol)
         message["checksum"] = checksum_of_levels(bids, asks)
-    if publish:
-        r.publish(keys.events_channel(symbol), orjson.dumps(message))
+        if publish:
+            r.publish(keys.events_channel(symbol), orjson.dumps(message))
     return message
 
 

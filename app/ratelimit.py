@@ -1,0 +1,194 @@
+"""Rate limits of the REST API, shared by every web node (counters in Redis).
+
+Who: the account of a valid ``X-API-Key``, else the client IP (``request.remote_addr``;
+behind proxies set ``TRUSTED_PROXIES=N`` and werkzeug's ProxyFix takes the client from
+the N-th ``X-Forwarded-For`` entry from the right, the one the nearest trusted proxy
+wrote; without it the header is never read, so a client cannot pick its own bucket).
+
+What: every ``/api`` request is a read or a write (POST, PUT, PATCH, DELETE); writes
+have their own, stricter, limits; a batch costs one per order in it. Health, metrics and
+the docs are not limited (probes and scrapes must always get through).
+
+How: ``RATE_LIMITS`` (see ``parse_config``) in the ``limits`` library's notation
+(``100/10seconds``), counted with its Redis storage in fixed windows aligned to the
+clock: one round trip per limit per request (the storage's INCRBY+EXPIRE script),
+and the window's end is known without asking Redis, so every response carries
+``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset`` (seconds; IETF
+draft) of its tightest limit. Over a limit: 429 ``RATE_LIMITED`` with ``Retry-After``, the
+request's cost is given back (a refused request uses nothing) and the view never runs,
+so nothing changes. ``/metrics`` counts refusals by route and scope.
+
+The WebSocket limits (frames per connection, connections per IP) are applied by
+``app.ws`` with ``ws_frames`` and ``ws_connections`` from the same setting.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import limits
+import orjson
+from flask import Flask, current_app, g, request
+from limits.storage import RedisStorage
+from prometheus_client import Counter
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.errors import ApiError
+from settings import DEFAULT_RATE_LIMITS
+
+SCOPES = ("read", "write", "ws_frames", "ws_connections")
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+EXEMPT_PATHS = {"/api/health", "/metrics", "/api/docs", "/api/openapi.json",
+                "/api/asyncapi.json", "/ws"}
+KEY_PREFIX = "me:rl"
+_EXTENSION = "rate_limiter"
+
+RATE_LIMITED = Counter(
+    "matching_rate_limited_total",
+    "Requests refused with 429 RATE_LIMITED, by route and scope (read, write).",
+    ["route", "scope"])
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Parsed ``RATE_LIMITS``; ``enabled`` False for ``off``."""
+
+    enabled: bool
+    read: tuple = ()
+    write: tuple = ()
+    ws_frames: tuple = ()
+    ws_connections: int = 0
+
+
+def parse_config(text: str) -> RateLimits:
+    """``off``, or space-separated ``scope=limits`` (scopes: read, write, ws_frames in the
+    limits notation, several joined with ``,``; ws_connections a plain count). Scopes not
+    named keep their defaults (``DEFAULT_RATE_LIMITS``)."""
+    text = (text or "").strip()
+    if text.lower() in {"off", "false", "0", "none"}:
+        return RateLimits(enabled=False)
+    given = {}
+    for part in (DEFAULT_RATE_LIMITS + " " + text).split():
+        scope, sep, value = part.partition("=")
+        if not sep or scope not in SCOPES:
+            raise ConfigError(f"RATE_LIMITS: {part!r} is not scope=limits with scope one of "
+                              f"{', '.join(SCOPES)}")
+        given[scope] = value
+    try:
+        return RateLimits(
+            enabled=True,
+            read=tuple(limits.parse_many(given["read"])),
+            write=tuple(limits.parse_many(given["write"])),
+            ws_frames=tuple(limits.parse_many(given["ws_frames"])),
+            ws_connections=int(given["ws_connections"]),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"RATE_LIMITS: {exc}") from None
+
+
+class Limiter:
+    """Fixed windows aligned to the clock, on the ``limits`` Redis storage."""
+
+    def __init__(self, redis_url: str, config: RateLimits):
+        self.config = config
+        self.storage = RedisStorage(redis_url, key_prefix=KEY_PREFIX, socket_timeout=5,
+                                    socket_connect_timeout=2)
+
+    def hit(self, scope: str, identity: str, items, cost: int = 1, now: float | None = None):
+        """Count ``cost`` against every limit of ``items``. Returns ``(allowed, tightest)``
+        with ``tightest`` = (limit, remaining, reset seconds) of the limit nearest to
+        running out (or the one refused). A refused hit gives its cost back."""
+        now = time.time() if now is None else now
+        tightest = None
+        taken = []
+        for item in items:
+            length = item.get_expiry()
+            window = int(now // length)
+            key = f"{scope}:{identity}:{item.amount}/{length}:{window}"
+            count = self.storage.incr(key, length, amount=cost)
+            taken.append((key, length))
+            remaining = item.amount - count
+            reset = max(1, math.ceil((window + 1) * length - now))
+            if remaining < 0:
+                for k, ttl in taken:  # nothing used: the request does not run
+                    self.storage.incr(k, ttl, amount=-cost)
+                return False, (item, 0, reset)
+            if tightest is None or remaining < tightest[1]:
+                tightest = (item, remaining, reset)
+        return True, tightest
+
+
+def _identity() -> str:
+    key = request.headers.get("X-API-Key")
+    if key:
+        account = current_app.config["SETTINGS"].api_keys.get(key)
+        if account is not None:
+            return "acct:" + account
+    return "ip:" + (request.remote_addr or "unknown")
+
+
+def _cost() -> int:
+    """One per request; a batch costs one per order (the body is parsed again by the view;
+    a body that is not a batch costs one and gets its 400 there)."""
+    if request.endpoint == "orders.place_batch":
+        try:
+            orders = orjson.loads(request.get_data(cache=True)).get("orders")
+            if isinstance(orders, list) and orders:
+                return len(orders)
+        except (orjson.JSONDecodeError, AttributeError):
+            pass
+    return 1
+
+
+def _describe(item) -> str:
+    length = item.get_expiry()
+    return f"{item.amount} per {length} s" if length != 1 else f"{item.amount} per second"
+
+
+def get_limiter(app: Flask) -> Limiter | None:
+    return app.extensions.get(_EXTENSION)
+
+
+def init_app(app: Flask) -> None:
+    settings = app.config["SETTINGS"]
+    if settings.trusted_proxies > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)
+    config = parse_config(settings.rate_limits)
+    if not config.enabled:
+        return
+    limiter = app.extensions[_EXTENSION] = Limiter(settings.redis_url, config)
+
+    @app.before_request
+    def _rate_limit():
+        path = request.path
+        if path in EXEMPT_PATHS or not path.startswith("/api/"):
+            return None
+        scope = "write" if request.method in WRITE_METHODS else "read"
+        allowed, tightest = limiter.hit(scope, _identity(), getattr(config, scope), _cost())
+        g.rate_limit = tightest
+        if not allowed:
+            item, _, reset = tightest
+            rule = request.url_rule.rule if request.url_rule is not None else "unknown"
+            RATE_LIMITED.labels(rule, scope).inc()
+            raise ApiError(429, "RATE_LIMITED",
+                           f"Rate limit exceeded: {_describe(item)} for {scope}s; "
+                           f"retry in {reset} s.")
+        return None
+
+    @app.after_request
+    def _headers(response):
+        tightest = g.pop("rate_limit", None)
+        if tightest is not None:
+            item, remaining, reset = tightest
+            response.headers["RateLimit-Limit"] = str(item.amount)
+            response.headers["RateLimit-Remaining"] = str(max(0, remaining))
+            response.headers["RateLimit-Reset"] = str(reset)
+            if response.status_code == 429:
+                response.headers["Retry-After"] = str(reset)
+        return response
