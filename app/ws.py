@@ -49,6 +49,7 @@ from simple_websocket import ConnectionClosed
 
 from app.auth import account_for_key
 from app.events import ALL, get_hub
+from app.market_feed import MarketBatch, get_feed
 from schemas import ws as frames
 from schemas.checksum import checksum_of_levels
 from schemas.markets import get_market
@@ -67,6 +68,7 @@ DEFAULTS = {
     "ws_sndbuf": 256 * 1024,  # per-socket kernel send buffer: bounds memory per client
     "ws_snapshot_levels": 100_000,  # the whole book: updates can touch any level
 }
+MARKET_CHANNELS = ("ticker", "candles")
 SLOW_CONSUMER = (1008, "slow consumer")
 GOING_AWAY = (1001, "server shutting down")
 
@@ -221,6 +223,7 @@ class Connection:
         self.trades: dict[str, int] = {}  # symbol -> last trade sequence sent
         self.status_symbols: set[str] = set()
         self.status_orders: set[str] = set()
+        self.market: set[tuple] = set()  # (ticker|candles, symbol, interval or None)
         self.account: str | None = None
         self._registered: set[str] = set()  # hub registrations (symbols, ALL)
         self._redis = None
@@ -306,6 +309,10 @@ class Connection:
             for target in list(self._registered):
                 self.hub.remove_listener(target, self)
             self._registered.clear()
+            if self.market:
+                feed = get_feed(self.app)
+                for _, symbol, _ in self.market:
+                    feed.remove(symbol, self)
 
     def _loop(self) -> None:
         ws = self.ws
@@ -405,8 +412,55 @@ class Connection:
     def _sub_count(self) -> int:
         return (
             len(self.books) + len(self.trades)
-            + len(self.status_symbols) + len(self.status_orders)
+            + len(self.status_symbols) + len(self.status_orders) + len(self.market)
         )
+
+    # ticker and candles (app.market_feed) ---------------------------------------------
+    def _subscribe_market(self, frame) -> None:
+        target = (frame.channel, frame.symbol, frame.interval)
+        if target not in self.market and self._sub_count() >= self.max_subs:
+            raise FrameError(frames.TOO_MANY_SUBSCRIPTIONS,
+                             f"At most {self.max_subs} subscriptions per connection.")
+        feed = get_feed(self.app)
+        self.market.add(target)
+        feed.add(frame.symbol, self)
+        ack = {"event": "subscribed", "channel": frame.channel, "symbol": frame.symbol}
+        if frame.interval is not None:
+            ack["interval"] = frame.interval
+        self.send_obj(ack)
+        current = feed.current(*target)
+        if current is not None:
+            self._send_raw(_text_frame(current))
+
+    def _unsubscribe_market(self, frame) -> None:
+        self.market.discard((frame.channel, frame.symbol, frame.interval))
+        if not any(symbol == frame.symbol for _, symbol, _ in self.market):
+            get_feed(self.app).remove(frame.symbol, self)
+        ack = {"event": "unsubscribed", "channel": frame.channel, "symbol": frame.symbol}
+        if frame.interval is not None:
+            ack["interval"] = frame.interval
+        self.send_obj(ack)
+
+    def on_market(self, batch) -> None:
+        """A MarketBatch from the feed thread: queued for our own thread to send."""
+        if self._killed is None:
+            self.queue.append(batch)
+            self.wake()
+
+    def _market_frames(self, batch, out: list) -> None:
+        memo = batch.memo
+        symbol = batch.symbol
+        if batch.ticker is not None and ("ticker", symbol, None) in self.market:
+            frame = memo.get("ticker")
+            if frame is None:
+                frame = memo["ticker"] = _text_frame(batch.ticker)
+            out.append(frame)
+        for interval, payloads in batch.candles.items():
+            if ("candles", symbol, interval) in self.market:
+                frame = memo.get(interval)
+                if frame is None:
+                    frame = memo[interval] = b"".join(map(_text_frame, payloads))
+                out.append(frame)
 
     def _register(self, target: str) -> None:
         if target not in self._registered:
@@ -425,6 +479,8 @@ class Connection:
         channel, symbol = frame.channel, frame.symbol
         if symbol is not None:
             self._check_symbol(symbol)
+        if channel in MARKET_CHANNELS:
+            return self._subscribe_market(frame)
         already = (
             (channel == "orderbook" and symbol in self.books)
             or (channel == "trade" and symbol in self.trades)
@@ -470,6 +526,8 @@ class Connection:
         channel, symbol = frame.channel, frame.symbol
         if symbol is not None:
             self._check_symbol(symbol)
+        if channel in MARKET_CHANNELS:
+            return self._unsubscribe_market(frame)
         if channel == "orderbook":
             self.books.pop(symbol, None)
         elif channel == "trade":
@@ -529,6 +587,8 @@ class Connection:
             out.clear()
 
     def _process(self, batch, out: list) -> None:
+        if type(batch) is MarketBatch:
+            return self._market_frames(batch, out)
         symbol = batch.symbol
         step = self._in_step(batch)
         if step is not None:
