@@ -192,3 +192,78 @@ def init_app(app: Flask) -> None:
             if response.status_code == 429:
                 response.headers["Retry-After"] = str(reset)
         return response
+
+
+def config_for(app: Flask) -> RateLimits:
+    """The app's parsed RATE_LIMITS (the WebSocket limits read it too)."""
+    config = app.extensions.get("rate_limit_config")
+    if config is None:
+        config = app.extensions["rate_limit_config"] = parse_config(
+            app.config["SETTINGS"].rate_limits)
+    return config
+
+
+class FrameBudget:
+    """Client frames per connection (``ws_frames``), counted in the connection's own
+    process (a connection lives in one). ``take()``: "ok"; "refuse" (the first frame over
+    the limit in a window: answer RATE_LIMITED); "drop" (later ones: ignored, no answer,
+    so a flood is not echoed); "close" (the client kept flooding: twice the limit in a
+    window)."""
+
+    def __init__(self, items):
+        self.items = items
+        self.windows = [(-1, 0, 0)] * len(items)  # (window, frames, refused)
+
+    def take(self, now: float | None = None) -> str:
+        now = time.monotonic() if now is None else now
+        verdict = "ok"
+        for i, item in enumerate(self.items):
+            window = int(now // item.get_expiry())
+            seen, frames, refused = self.windows[i]
+            if seen != window:
+                frames = refused = 0
+            frames += 1
+            if frames > item.amount:
+                refused += 1
+                if refused > item.amount:
+                    verdict = "close"
+                elif verdict == "ok":
+                    verdict = "refuse" if refused == 1 else "drop"
+            self.windows[i] = (window, frames, refused)
+        return verdict
+
+
+class ConnectionSlots:
+    """WebSocket connections per client IP (``ws_connections``), across every web node:
+    a sorted set per IP in Redis, member = connection id, score = when it lapses. A live
+    connection renews its slot (``renew``, every ``RENEW_S``); a web process that died
+    leaves slots that lapse after ``TTL_S``."""
+
+    TTL_S = 90
+    RENEW_S = 30
+
+    def __init__(self, r, maximum: int):
+        self.r, self.maximum = r, maximum
+
+    def _key(self, ip: str) -> str:
+        return f"{KEY_PREFIX}:ws:{ip}"
+
+    def acquire(self, ip: str, conn_id: str) -> bool:
+        key, now = self._key(ip), time.time()
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(key, "-inf", now)
+            pipe.zadd(key, {conn_id: now + self.TTL_S})
+            pipe.zcard(key)
+            pipe.expire(key, self.TTL_S)
+            count = pipe.execute()[2]
+        if count > self.maximum:
+            self.r.zrem(key, conn_id)
+            return False
+        return True
+
+    def renew(self, ip: str, conn_id: str) -> None:
+        self.r.zadd(self._key(ip), {conn_id: time.time() + self.TTL_S}, xx=True)
+        self.r.expire(self._key(ip), self.TTL_S)
+
+    def release(self, ip: str, conn_id: str) -> None:
+        self.r.zrem(self._key(ip), conn_id)

@@ -36,8 +36,10 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import threading
+import time
 import weakref
 from collections import deque
 
@@ -50,6 +52,7 @@ from simple_websocket import ConnectionClosed
 from app.auth import account_for_key
 from app.events import ALL, get_hub
 from app.market_feed import MarketBatch, get_feed
+from app.ratelimit import ConnectionSlots, FrameBudget, config_for
 from schemas import ws as frames
 from schemas.checksum import checksum_of_levels
 from schemas.markets import get_market
@@ -70,6 +73,8 @@ DEFAULTS = {
 }
 MARKET_CHANNELS = ("ticker", "candles")
 SLOW_CONSUMER = (1008, "slow consumer")
+RATE_LIMITED_CLOSE = (1008, "rate limit exceeded")
+TOO_MANY_CONNECTIONS_CLOSE = (1008, "too many connections")
 GOING_AWAY = (1001, "server shutting down")
 
 sock = Sock()
@@ -224,6 +229,10 @@ class Connection:
         self.status_symbols: set[str] = set()
         self.status_orders: set[str] = set()
         self.market: set[tuple] = set()  # (ticker|candles, symbol, interval or None)
+        limits = config_for(app)  # app.ratelimit: ws_frames per connection, ws_connections
+        self.frame_budget = FrameBudget(limits.ws_frames) if limits.enabled else None
+        self.conn_id, self.ip = secrets.token_hex(8), None
+        self._slots, self._slot_renewed = None, time.monotonic()
         self.account: str | None = None
         self._registered: set[str] = set()  # hub registrations (symbols, ALL)
         self._redis = None
@@ -299,11 +308,19 @@ class Connection:
 
     # own thread -----------------------------------------------------------------------
     def run(self) -> None:
+        self.ip = request.remote_addr or "unknown"
+        if not self._admit():
+            return
         with _connections_lock:
             _connections.add(self)
         try:
             self._loop()
         finally:
+            if self._slots is not None:
+                try:
+                    self._slots.release(self.ip, self.conn_id)
+                except redis.exceptions.RedisError:
+                    pass
             with _connections_lock:
                 _connections.discard(self)
             for target in list(self._registered):
@@ -319,6 +336,7 @@ class Connection:
         while True:
             self._wake.wait(30)
             self._wake.clear()
+            self._renew_slot()
             with self._busy:
                 if not self._step(ws):
                     return
@@ -378,6 +396,8 @@ class Connection:
 
     # inbound frames -------------------------------------------------------------------
     def _handle(self, data) -> None:
+        if self.frame_budget is not None and not self._within_budget():
+            return
         if len(data) > MAX_FRAME_BYTES:
             self._error(frames.FRAME_TOO_LARGE, f"A frame is at most {MAX_FRAME_BYTES} bytes.")
             return
@@ -394,6 +414,47 @@ class Connection:
         except redis.exceptions.RedisError as err:
             log.warning("ws: store unavailable: %s", err)
             self._error(frames.UNAVAILABLE, "The order store is unreachable; retry.")
+
+    def _within_budget(self) -> bool:
+        """The ws_frames limit (app.ratelimit.FrameBudget): False, frame not handled."""
+        verdict = self.frame_budget.take()
+        if verdict == "refuse":
+            limit = self.frame_budget.items[0]
+            self._error(frames.RATE_LIMITED,
+                        f"At most {limit.amount} frames per {limit.get_expiry()} s on a "
+                        "connection: frames past it are ignored, and a connection that keeps "
+                        "sending is closed.")
+        elif verdict == "close":
+            self.kill(RATE_LIMITED_CLOSE)
+        return verdict == "ok"
+
+    def _admit(self) -> bool:
+        """The ws_connections limit per client IP, across every web node. False: refused
+        (error event, then a close with the reason)."""
+        config = config_for(self.app)
+        if not (config.enabled and config.ws_connections):
+            return True
+        self._slots = ConnectionSlots(self.redis, config.ws_connections)
+        try:
+            if self._slots.acquire(self.ip, self.conn_id):
+                return True
+        except redis.exceptions.RedisError:  # no store: nothing works, do not add a refusal
+            self._slots = None
+            return True
+        self._slots = None
+        self._error(frames.TOO_MANY_CONNECTIONS,
+                    f"At most {config.ws_connections} WebSocket connections per client IP.")
+        self.ws.close(reason=TOO_MANY_CONNECTIONS_CLOSE[0], message=TOO_MANY_CONNECTIONS_CLOSE[1])
+        return False
+
+    def _renew_slot(self) -> None:
+        now = time.monotonic()
+        if self._slots is not None and now - self._slot_renewed > ConnectionSlots.RENEW_S:
+            self._slot_renewed = now
+            try:
+                self._slots.renew(self.ip, self.conn_id)
+            except redis.exceptions.RedisError:
+                pass
 
     def _op_ping(self, frame) -> None:
         self.send_obj({"event": "pong"})

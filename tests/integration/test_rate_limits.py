@@ -116,3 +116,12 @@ def test_off_and_bad_config():
     for bad in ("writes=1/minute", "read", "read=lots", "ws_connections=x"):
         with pytest.raises(ConfigError, match="RATE_LIMITS"):
             parse_config(bad)
+
+
+def test_frame_budget_refuses_once_then_drops_then_closes():
+    from app.ratelimit import FrameBudget
+
+    budget = FrameBudget(parse_config("ws_frames=3/second").ws_frames)
+    verdicts = [budget.take(now=100.1 + i / 100) for i in range(8)]
+    assert verdicts == ["ok"] * 3 + ["refuse", "drop", "drop", "close", "close"]
+    assert budget.take(now=101.0) == "ok"  # a new window
