@@ -110,6 +110,9 @@ def create_app(settings: Settings | None = None, *,
     app.register_blueprint(orders.bp)
     app.register_blueprint(market_data.bp)
     app.register_blueprint(docs.bp)
+    from app.api import asyncapi
+
+    app.register_blueprint(asyncapi.bp)  # /api/asyncapi.json (the /ws protocol)
 
     from app import ws
 
