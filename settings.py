@@ -73,6 +73,9 @@ class Settings:
     # proxies in front of the web nodes write X-Forwarded-For (0: never read it).
     rate_limits: str = DEFAULT_RATE_LIMITS
     trusted_proxies: int = 0
+    # Where the counters live (default: REDIS_URL); a read-only node on a replica points
+    # it at the primary, since a replica cannot count.
+    rate_limit_redis_url: str | None = None
     # Tests only: kill the worker (SIGKILL) at these points with this probability.
     fault_points: tuple[str, ...] = ()
     fault_probability: float = 0.0
@@ -144,6 +147,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         ws_batch_ms=float(env.get("WS_BATCH_MS") or 20.0),
         rate_limits=env.get("RATE_LIMITS") or DEFAULT_RATE_LIMITS,
         trusted_proxies=int(env.get("TRUSTED_PROXIES") or 0),
+        rate_limit_redis_url=env.get("RATE_LIMIT_REDIS_URL") or None,
         fault_points=tuple(filter(None, env.get("FAULT_POINTS", "").split(","))),
         fault_probability=float(env.get("FAULT_PROBABILITY", "0") or 0),
     )

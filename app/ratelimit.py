@@ -24,12 +24,14 @@ The WebSocket limits (frames per connection, connections per IP) are applied by
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
 
 import limits
 import orjson
+import redis
 from flask import Flask, current_app, g, request
 from limits.storage import RedisStorage
 from prometheus_client import Counter
@@ -45,6 +47,7 @@ EXEMPT_PATHS = {"/api/health", "/metrics", "/api/docs", "/api/openapi.json",
 KEY_PREFIX = "me:rl"
 _EXTENSION = "rate_limiter"
 
+log = logging.getLogger(__name__)
 RATE_LIMITED = Counter(
     "matching_rate_limited_total",
     "Requests refused with 429 RATE_LIMITED, by route and scope (read, write).",
@@ -97,6 +100,7 @@ class Limiter:
 
     def __init__(self, redis_url: str, config: RateLimits):
         self.config = config
+        self.warned = False
         self.storage = RedisStorage(redis_url, key_prefix=KEY_PREFIX, socket_timeout=5,
                                     socket_connect_timeout=2)
 
@@ -162,7 +166,8 @@ def init_app(app: Flask) -> None:
     config = parse_config(settings.rate_limits)
     if not config.enabled:
         return
-    limiter = app.extensions[_EXTENSION] = Limiter(settings.redis_url, config)
+    limiter = app.extensions[_EXTENSION] = Limiter(
+        settings.rate_limit_redis_url or settings.redis_url, config)
 
     @app.before_request
     def _rate_limit():
@@ -170,7 +175,17 @@ def init_app(app: Flask) -> None:
         if path in EXEMPT_PATHS or not path.startswith("/api/"):
             return None
         scope = "write" if request.method in WRITE_METHODS else "read"
-        allowed, tightest = limiter.hit(scope, _identity(), getattr(config, scope), _cost())
+        try:
+            allowed, tightest = limiter.hit(scope, _identity(), getattr(config, scope),
+                                            _cost())
+        except redis.exceptions.ReadOnlyError:
+            # Counting on a replica (a read-only node without RATE_LIMIT_REDIS_URL): serve
+            # unlimited rather than fail every request; say so once per process.
+            if not limiter.warned:
+                limiter.warned = True
+                log.warning("rate limits off: %s is a read-only replica; set "
+                            "RATE_LIMIT_REDIS_URL to the primary", "the limiter's Redis")
+            return None
         g.rate_limit = tightest
         if not allowed:
             item, _, reset = tightest

@@ -125,3 +125,23 @@ def test_frame_budget_refuses_once_then_drops_then_closes():
     verdicts = [budget.take(now=100.1 + i / 100) for i in range(8)]
     assert verdicts == ["ok"] * 3 + ["refuse", "drop", "drop", "close", "close"]
     assert budget.take(now=101.0) == "ok"  # a new window
+
+
+def test_on_a_replica_requests_are_served_unlimited(tmp_path, settings):
+    from tests.support import RedisServer
+
+    primary = RedisServer(tmp_path / "p").start()
+    replica = RedisServer(tmp_path / "r", extra=("--replicaof", "127.0.0.1",
+                                                 str(primary.port))).start()
+    try:
+        client = create_app(settings.replace(rate_limits=LIMITS, read_only=True,
+                                             rate_limit_redis_url=replica.url)).test_client()
+        for _ in range(7):
+            resp = client.get("/api/time")
+            assert resp.status_code == 200 and "RateLimit-Limit" not in resp.headers
+        counted = create_app(settings.replace(rate_limits=LIMITS, read_only=True,
+                                              rate_limit_redis_url=primary.url)).test_client()
+        assert counted.get("/api/time").headers["RateLimit-Remaining"] == "4"
+    finally:
+        replica.stop()
+        primary.stop()
