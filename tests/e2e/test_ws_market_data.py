@@ -107,6 +107,21 @@ def test_ticker_and_candles_follow_trades_coalesced_and_end_equal_to_rest(tmp_pa
         assert len([c for c in candles if not c["closed"]]) <= span * 4 + 2
         trades = [f["trades24h"] for f in tickers]
         assert trades == sorted(trades)  # in order, never backwards
+        ws.settimeout(10)
+        for channel, extra in (("ticker", {}), ("candles", {"interval": "1m"})):
+            ws.send(orjson.dumps({"op": "unsubscribe", "channel": channel, "symbol": BTC,
+                                  **extra}).decode())
+            while (reply := orjson.loads(ws.recv()))["event"] != "unsubscribed":
+                assert reply["event"] in ("ticker", "candles")  # already on its way
+            assert reply == {"event": "unsubscribed", "channel": channel, "symbol": BTC,
+                             **extra}
+        assert http_json("POST", "/api/orders", {"symbol": BTC, "side": "SELL",
+                                                 "price": "100.00", "quantity": "0.5"})[0] == 202
+        assert http_json("POST", "/api/orders?wait=true", {
+            "symbol": BTC, "side": "BUY", "price": "100.00", "quantity": "0.5"})[0] == 201
+        time.sleep(0.6)  # past two feed rounds: anything still sent would now be here
+        ws.send('{"op":"ping"}')
+        assert orjson.loads(ws.recv()) == {"event": "pong"}  # and nothing before it
     finally:
         if ws is not None:
             ws.close()
