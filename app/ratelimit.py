@@ -11,7 +11,7 @@ the docs are not limited (probes and scrapes must always get through).
 
 How: ``RATE_LIMITS`` (see ``parse_config``) in the ``limits`` library's notation
 (``100/10seconds``), counted with its Redis storage in fixed windows aligned to the
-clock: one round trip per limit per request (the storage's INCRBY+EXPIRE script),
+clock: one round trip per request for all its limits (the storage's INCRBY+EXPIRE script),
 and the window's end is known without asking Redis, so every response carries
 ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset`` (seconds; IETF
 draft) of its tightest limit. Over a limit: 429 ``RATE_LIMITED`` with ``Retry-After``, the
@@ -109,23 +109,44 @@ class Limiter:
         with ``tightest`` = (limit, remaining, reset seconds) of the limit nearest to
         running out (or the one refused). A refused hit gives its cost back."""
         now = time.time() if now is None else now
-        tightest = None
-        taken = []
+        windows = []
         for item in items:
             length = item.get_expiry()
             window = int(now // length)
-            key = f"{scope}:{identity}:{item.amount}/{length}:{window}"
-            count = self.storage.incr(key, length, amount=cost)
-            taken.append((key, length))
+            windows.append((item, length, window,
+                            f"{scope}:{identity}:{item.amount}/{length}:{window}"))
+        counts = self._incr_all([(key, length) for _, length, _, key in windows], cost)
+        tightest = None
+        for (item, length, window, _), count in zip(windows, counts, strict=True):
             remaining = item.amount - count
             reset = max(1, math.ceil((window + 1) * length - now))
             if remaining < 0:
-                for k, ttl in taken:  # nothing used: the request does not run
-                    self.storage.incr(k, ttl, amount=-cost)
+                for _, length_, _, key in windows:  # nothing used: the request does not run
+                    self.storage.incr(key, length_, amount=-cost)
                 return False, (item, 0, reset)
             if tightest is None or remaining < tightest[1]:
                 tightest = (item, remaining, reset)
         return True, tightest
+
+    def _incr_all(self, keys_: list[tuple[str, int]], cost: int) -> list[int]:
+        """The storage's INCRBY+EXPIRE script on every key, in one round trip: a pipeline
+        of EVALSHAs (redis-py's Script in a pipeline would first ask SCRIPT EXISTS, a
+        second round trip per request). The script is loaded by the storage's own
+        ``incr`` the first time, or after a Redis restart lost it."""
+        if len(keys_) == 1:
+            return [self.storage.incr(keys_[0][0], keys_[0][1], amount=cost)]
+        script = self.storage.lua_incr_expire
+        for attempt in (1, 2):
+            pipe = self.storage.get_connection().pipeline(transaction=False)
+            for key, length in keys_:
+                pipe.evalsha(script.sha, 1, self.storage.prefixed_key(key), length, cost)
+            try:
+                return [int(c) for c in pipe.execute()]
+            except redis.exceptions.NoScriptError:
+                if attempt == 2:
+                    raise
+                self.storage.get_connection().script_load(script.script)
+        raise AssertionError("unreachable")
 
 
 def _identity() -> str:

@@ -145,3 +145,19 @@ def test_on_a_replica_requests_are_served_unlimited(tmp_path, settings):
     finally:
         replica.stop()
         primary.stop()
+
+
+def test_two_windows_count_in_one_trip_and_survive_a_script_flush(redis_url, r):
+    from app.ratelimit import Limiter
+
+    limiter = Limiter(redis_url, parse_config("write=5/minute,7/day"))
+    r.script_flush()  # as after a Redis restart: the counting script is gone
+    got = [limiter.hit("write", "ip:t", limiter.config.write, now=1000.0) for _ in range(3)]
+    assert [(ok, t[1]) for ok, t in got] == [(True, 4), (True, 3), (True, 2)]
+    r.script_flush()
+    ok, (item, remaining, reset) = limiter.hit("write", "ip:t", limiter.config.write, cost=3,
+                                               now=1000.0)
+    assert (ok, item.amount, remaining, reset) == (False, 5, 0, 20)  # 1000 s -> 1020 s
+    ok, (item, remaining, _) = limiter.hit("write", "ip:t", limiter.config.write, cost=2,
+                                           now=1000.0)
+    assert (ok, item.amount, remaining) == (True, 5, 0)  # the refused 3 were given back
