@@ -103,9 +103,10 @@ class MarketFeed:
 
     # -- hub listener (hub thread: note and return) -------------------------------------
     def on_batches(self, batches) -> bool:
-        for batch in batches:
-            if any(c.get("trades") for c in batch.commits):
-                self._dirty.add(batch.symbol)
+        traded = [b.symbol for b in batches if any(c.get("trades") for c in b.commits)]
+        if traded:
+            with self._lock:  # held for a set update only: the hub never waits on Redis here
+                self._dirty.update(traded)
         return False
 
     def wake(self) -> None:
@@ -128,7 +129,8 @@ class MarketFeed:
                     self._publish(symbol)
                 except redis.RedisError as err:
                     log.warning("market feed: %s unavailable (%s); retried", symbol, err)
-                    self._dirty.add(symbol)
+                    with self._lock:
+                        self._dirty.add(symbol)
                 except Exception:
                     log.exception("market feed failed for %s", symbol)
 
