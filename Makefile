@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 3000
 
-.PHONY: install run test lint bench load bench-pipeline bench-ws soak verify clean
+.PHONY: install run test lint bench load bench-pipeline bench-ws bench-market-data soak verify clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
@@ -30,10 +30,11 @@ bench: install
 	$(PY) -m bench.engine_bench
 
 # Whole pipeline under load (own redis-server, gunicorn, one worker; wrk as the client).
-# LOAD_ARGS e.g. "--mode single --seconds 30 --clients 64 --profile" (py-spy: pip install).
+# LOAD_ARGS e.g. "--mode single --seconds 30 --clients 64 --profile" (py-spy: pip install),
+# "--rate-limits count" (the limiter on, counting every request: its cost).
 load: install
 	@command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
-	$(PY) -m bench.load $(LOAD_ARGS)
+	RATE_LIMITS=off $(PY) -m bench.load $(LOAD_ARGS)
 
 bench-pipeline: load
 
@@ -51,7 +52,12 @@ verify: install
 # BTC-USD/ETH-USD while orders flow. WS_BENCH_ARGS e.g. "--clients 1000 --rate 500
 # --seconds 15", "--synthetic" (publish commits, no REST/worker), "--worker-class gthread".
 bench-ws: install
-	$(PY) -m bench.ws_bench $(WS_BENCH_ARGS)
+	RATE_LIMITS=off $(PY) -m bench.ws_bench $(WS_BENCH_ARGS)
+
+# What candles, the ticker's minute buckets and the book checksum cost the matching worker
+# per trade (own redis-server; the commit path with and without them).
+bench-market-data: install
+	$(PY) -m bench.market_data_bench $(MD_BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var logs .pytest_cache .hypothesis

@@ -14,6 +14,11 @@ from decimal import Decimal
 # The project's own Redis (Procfile `redis`, redis.conf) listens here, never on 6379.
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6390/0"
 
+# Rate limits (app/ratelimit.py): per account (API key) or client IP, shared by all web
+# nodes. Writes are stricter than reads; a batch counts its orders.
+DEFAULT_RATE_LIMITS = ("read=1200/minute write=100/10seconds,20000/day "
+                       "ws_frames=20/second ws_connections=50")
+
 DEFAULT_MARKETS = (
     {"symbol": "BTC-USD", "tickSize": "0.01", "lotSize": "0.001"},
     {"symbol": "ETH-USD", "tickSize": "0.01", "lotSize": "0.01"},
@@ -64,6 +69,13 @@ class Settings:
     ws_batch_ms: float = 20.0
     # The worker's own Prometheus endpoint (accept->processed latency etc.); 0: off.
     worker_metrics_port: int = 0
+    # RATE_LIMITS: "off", or scope=limits (app/ratelimit.py); TRUSTED_PROXIES: how many
+    # proxies in front of the web nodes write X-Forwarded-For (0: never read it).
+    rate_limits: str = DEFAULT_RATE_LIMITS
+    trusted_proxies: int = 0
+    # Where the counters live (default: REDIS_URL); a read-only node on a replica points
+    # it at the primary, since a replica cannot count.
+    rate_limit_redis_url: str | None = None
     # Tests only: kill the worker (SIGKILL) at these points with this probability.
     fault_points: tuple[str, ...] = ()
     fault_probability: float = 0.0
@@ -133,6 +145,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         heartbeat_stale_seconds=float(env.get("HEARTBEAT_STALE_SECONDS") or 5.0),
         worker_metrics_port=int(env.get("WORKER_METRICS_PORT") or 0),
         ws_batch_ms=float(env.get("WS_BATCH_MS") or 20.0),
+        rate_limits=env.get("RATE_LIMITS") or DEFAULT_RATE_LIMITS,
+        trusted_proxies=int(env.get("TRUSTED_PROXIES") or 0),
+        rate_limit_redis_url=env.get("RATE_LIMIT_REDIS_URL") or None,
         fault_points=tuple(filter(None, env.get("FAULT_POINTS", "").split(","))),
         fault_probability=float(env.get("FAULT_PROBABILITY", "0") or 0),
     )

@@ -96,6 +96,9 @@ def create_app(settings: Settings | None = None, *,
     redis_client.init_app(app)
     auth.init_app(app)
     metrics.init_app(app)  # /metrics, request counters, access log line
+    from app import ratelimit
+
+    ratelimit.init_app(app)  # after auth: a read-only node refuses writes before counting
 
     from workers.celery_app import make_celery
 
@@ -107,6 +110,9 @@ def create_app(settings: Settings | None = None, *,
     app.register_blueprint(orders.bp)
     app.register_blueprint(market_data.bp)
     app.register_blueprint(docs.bp)
+    from app.api import asyncapi
+
+    app.register_blueprint(asyncapi.bp)  # /api/asyncapi.json (the /ws protocol)
 
     from app import ws
 

@@ -36,8 +36,10 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import threading
+import time
 import weakref
 from collections import deque
 
@@ -49,7 +51,10 @@ from simple_websocket import ConnectionClosed
 
 from app.auth import account_for_key
 from app.events import ALL, get_hub
+from app.market_feed import MarketBatch, get_feed
+from app.ratelimit import ConnectionSlots, FrameBudget, config_for
 from schemas import ws as frames
+from schemas.checksum import checksum_of_levels
 from schemas.markets import get_market
 from schemas.ws import FrameError
 from store import keys, read
@@ -66,7 +71,10 @@ DEFAULTS = {
     "ws_sndbuf": 256 * 1024,  # per-socket kernel send buffer: bounds memory per client
     "ws_snapshot_levels": 100_000,  # the whole book: updates can touch any level
 }
+MARKET_CHANNELS = ("ticker", "candles")
 SLOW_CONSUMER = (1008, "slow consumer")
+RATE_LIMITED_CLOSE = (1008, "rate limit exceeded")
+TOO_MANY_CONNECTIONS_CLOSE = (1008, "too many connections")
 GOING_AWAY = (1001, "server shutting down")
 
 sock = Sock()
@@ -220,6 +228,11 @@ class Connection:
         self.trades: dict[str, int] = {}  # symbol -> last trade sequence sent
         self.status_symbols: set[str] = set()
         self.status_orders: set[str] = set()
+        self.market: set[tuple] = set()  # (ticker|candles, symbol, interval or None)
+        limits = config_for(app)  # app.ratelimit: ws_frames per connection, ws_connections
+        self.frame_budget = FrameBudget(limits.ws_frames) if limits.enabled else None
+        self.conn_id, self.ip = secrets.token_hex(8), None
+        self._slots, self._slot_renewed = None, time.monotonic()
         self.account: str | None = None
         self._registered: set[str] = set()  # hub registrations (symbols, ALL)
         self._redis = None
@@ -295,22 +308,35 @@ class Connection:
 
     # own thread -----------------------------------------------------------------------
     def run(self) -> None:
+        self.ip = request.remote_addr or "unknown"
+        if not self._admit():
+            return
         with _connections_lock:
             _connections.add(self)
         try:
             self._loop()
         finally:
+            if self._slots is not None:
+                try:
+                    self._slots.release(self.ip, self.conn_id)
+                except redis.exceptions.RedisError:
+                    pass
             with _connections_lock:
                 _connections.discard(self)
             for target in list(self._registered):
                 self.hub.remove_listener(target, self)
             self._registered.clear()
+            if self.market:
+                feed = get_feed(self.app)
+                for _, symbol, _ in self.market:
+                    feed.remove(symbol, self)
 
     def _loop(self) -> None:
         ws = self.ws
         while True:
             self._wake.wait(30)
             self._wake.clear()
+            self._renew_slot()
             with self._busy:
                 if not self._step(ws):
                     return
@@ -370,6 +396,8 @@ class Connection:
 
     # inbound frames -------------------------------------------------------------------
     def _handle(self, data) -> None:
+        if self.frame_budget is not None and not self._within_budget():
+            return
         if len(data) > MAX_FRAME_BYTES:
             self._error(frames.FRAME_TOO_LARGE, f"A frame is at most {MAX_FRAME_BYTES} bytes.")
             return
@@ -386,6 +414,47 @@ class Connection:
         except redis.exceptions.RedisError as err:
             log.warning("ws: store unavailable: %s", err)
             self._error(frames.UNAVAILABLE, "The order store is unreachable; retry.")
+
+    def _within_budget(self) -> bool:
+        """The ws_frames limit (app.ratelimit.FrameBudget): False, frame not handled."""
+        verdict = self.frame_budget.take()
+        if verdict == "refuse":
+            limit = self.frame_budget.items[0]
+            self._error(frames.RATE_LIMITED,
+                        f"At most {limit.amount} frames per {limit.get_expiry()} s on a "
+                        "connection: frames past it are ignored, and a connection that keeps "
+                        "sending is closed.")
+        elif verdict == "close":
+            self.kill(RATE_LIMITED_CLOSE)
+        return verdict == "ok"
+
+    def _admit(self) -> bool:
+        """The ws_connections limit per client IP, across every web node. False: refused
+        (error event, then a close with the reason)."""
+        config = config_for(self.app)
+        if not (config.enabled and config.ws_connections):
+            return True
+        self._slots = ConnectionSlots(self.redis, config.ws_connections)
+        try:
+            if self._slots.acquire(self.ip, self.conn_id):
+                return True
+        except redis.exceptions.RedisError:  # no store: nothing works, do not add a refusal
+            self._slots = None
+            return True
+        self._slots = None
+        self._error(frames.TOO_MANY_CONNECTIONS,
+                    f"At most {config.ws_connections} WebSocket connections per client IP.")
+        self.ws.close(reason=TOO_MANY_CONNECTIONS_CLOSE[0], message=TOO_MANY_CONNECTIONS_CLOSE[1])
+        return False
+
+    def _renew_slot(self) -> None:
+        now = time.monotonic()
+        if self._slots is not None and now - self._slot_renewed > ConnectionSlots.RENEW_S:
+            self._slot_renewed = now
+            try:
+                self._slots.renew(self.ip, self.conn_id)
+            except redis.exceptions.RedisError:
+                pass
 
     def _op_ping(self, frame) -> None:
         self.send_obj({"event": "pong"})
@@ -404,8 +473,55 @@ class Connection:
     def _sub_count(self) -> int:
         return (
             len(self.books) + len(self.trades)
-            + len(self.status_symbols) + len(self.status_orders)
+            + len(self.status_symbols) + len(self.status_orders) + len(self.market)
         )
+
+    # ticker and candles (app.market_feed) ---------------------------------------------
+    def _subscribe_market(self, frame) -> None:
+        target = (frame.channel, frame.symbol, frame.interval)
+        if target not in self.market and self._sub_count() >= self.max_subs:
+            raise FrameError(frames.TOO_MANY_SUBSCRIPTIONS,
+                             f"At most {self.max_subs} subscriptions per connection.")
+        feed = get_feed(self.app)
+        self.market.add(target)
+        feed.add(frame.symbol, self)
+        ack = {"event": "subscribed", "channel": frame.channel, "symbol": frame.symbol}
+        if frame.interval is not None:
+            ack["interval"] = frame.interval
+        self.send_obj(ack)
+        current = feed.current(*target)
+        if current is not None:
+            self._send_raw(_text_frame(current))
+
+    def _unsubscribe_market(self, frame) -> None:
+        self.market.discard((frame.channel, frame.symbol, frame.interval))
+        if not any(symbol == frame.symbol for _, symbol, _ in self.market):
+            get_feed(self.app).remove(frame.symbol, self)
+        ack = {"event": "unsubscribed", "channel": frame.channel, "symbol": frame.symbol}
+        if frame.interval is not None:
+            ack["interval"] = frame.interval
+        self.send_obj(ack)
+
+    def on_market(self, batch) -> None:
+        """A MarketBatch from the feed thread: queued for our own thread to send."""
+        if self._killed is None:
+            self.queue.append(batch)
+            self.wake()
+
+    def _market_frames(self, batch, out: list) -> None:
+        memo = batch.memo
+        symbol = batch.symbol
+        if batch.ticker is not None and ("ticker", symbol, None) in self.market:
+            frame = memo.get("ticker")
+            if frame is None:
+                frame = memo["ticker"] = _text_frame(batch.ticker)
+            out.append(frame)
+        for interval, payloads in batch.candles.items():
+            if ("candles", symbol, interval) in self.market:
+                frame = memo.get(interval)
+                if frame is None:
+                    frame = memo[interval] = b"".join(map(_text_frame, payloads))
+                out.append(frame)
 
     def _register(self, target: str) -> None:
         if target not in self._registered:
@@ -424,6 +540,8 @@ class Connection:
         channel, symbol = frame.channel, frame.symbol
         if symbol is not None:
             self._check_symbol(symbol)
+        if channel in MARKET_CHANNELS:
+            return self._subscribe_market(frame)
         already = (
             (channel == "orderbook" and symbol in self.books)
             or (channel == "trade" and symbol in self.trades)
@@ -469,6 +587,8 @@ class Connection:
         channel, symbol = frame.channel, frame.symbol
         if symbol is not None:
             self._check_symbol(symbol)
+        if channel in MARKET_CHANNELS:
+            return self._unsubscribe_market(frame)
         if channel == "orderbook":
             self.books.pop(symbol, None)
         elif channel == "trade":
@@ -502,6 +622,7 @@ class Connection:
         self.send_obj({
             "event": "orderbook", "type": "snapshot", "symbol": symbol,
             "sequence": sequence, "bids": data["bids"], "asks": data["asks"],
+            "checksum": checksum_of_levels(data["bids"], data["asks"]),
         })
 
     def _after_reconnect(self) -> None:
@@ -527,6 +648,8 @@ class Connection:
             out.clear()
 
     def _process(self, batch, out: list) -> None:
+        if type(batch) is MarketBatch:
+            return self._market_frames(batch, out)
         symbol = batch.symbol
         step = self._in_step(batch)
         if step is not None:
@@ -600,6 +723,7 @@ class Connection:
         out.append(_text_frame(orjson.dumps({
             "event": "orderbook", "type": "update", "symbol": symbol,
             "sequence": sequence, "prevSequence": book.last_sent, "changes": changes,
+            "checksum": event.get("checksum"),
         })))
         book.last_sent = sequence
 
@@ -667,13 +791,14 @@ class _MergedBook:
     ``changes`` keeps each level's last total (a later change of a level replaces the
     earlier one, which is exact because changes carry new totals, not deltas)."""
 
-    __slots__ = ("prev", "sequence", "changed_at", "changes")
+    __slots__ = ("prev", "sequence", "changed_at", "changes", "checksum")
 
-    def __init__(self, prev, sequence, changed_at, changes):
+    def __init__(self, prev, sequence, changed_at, changes, checksum=None):
         self.prev = prev  # prevSequence of the first commit
         self.sequence = sequence  # the last commit
         self.changed_at = changed_at  # the last commit that changed a level
         self.changes = changes
+        self.checksum = checksum  # of the book after changed_at (the worker's)
 
 
 def _merged_book(batch) -> _MergedBook | None:
@@ -684,7 +809,7 @@ def _merged_book(batch) -> _MergedBook | None:
     commits = batch.commits
     prev = commits[0].get("prevSequence")
     chained = isinstance(prev, int)
-    last, changed_at, levels = prev, None, {}
+    last, changed_at, levels, checksum = prev, None, {}, None
     for event in commits:
         sequence = event.get("sequence")
         if not (chained and isinstance(sequence, int) and event.get("prevSequence") == last):
@@ -694,8 +819,9 @@ def _merged_book(batch) -> _MergedBook | None:
         for change in event.get("changes") or ():
             levels[(change.get("side"), change.get("price"))] = change
             changed_at = sequence
+            checksum = event.get("checksum")
     if chained:
-        merged = _MergedBook(prev, last, changed_at, list(levels.values()))
+        merged = _MergedBook(prev, last, changed_at, list(levels.values()), checksum)
     memo["book"] = merged
     return merged
 
@@ -735,7 +861,7 @@ def _book_frame(batch, merged: _MergedBook, last_sent: int | None) -> bytes:
         frame = batch.memo[key] = _text_frame(orjson.dumps({
             "event": "orderbook", "type": "update", "symbol": batch.symbol,
             "sequence": merged.changed_at, "prevSequence": last_sent,
-            "changes": merged.changes,
+            "changes": merged.changes, "checksum": merged.checksum,
         }))
     return frame
 

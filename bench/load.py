@@ -46,6 +46,8 @@ from tests.support import RedisServer, free_port, start_gunicorn, start_worker, 
 ROOT = Path(__file__).resolve().parent.parent
 SYMBOLS = ("BTC-USD", "ETH-USD")
 SETTINGS = Settings()
+# The default limits' shape (one read, two write windows) at amounts nothing reaches.
+COUNT_ONLY_LIMITS = "read=1000000000/minute write=1000000000/10seconds,1000000000/day"
 
 
 def percentile(values: list[float], p: float) -> float | None:
@@ -314,6 +316,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--profile", action="store_true", help="py-spy the web and worker")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+    parser.add_argument("--rate-limits", default="off",
+                        help="RATE_LIMITS for the web node (default off; 'count' counts every "
+                             "request against limits too high to refuse: the limiter's cost)")
     args = parser.parse_args(argv)
     if not shutil.which("wrk"):
         print("wrk is missing: apt-get install -y wrk (make load does it)", file=sys.stderr)
@@ -323,12 +328,15 @@ def main(argv=None) -> int:
     server = RedisServer(workdir / "redis", appendonly=True).start()
     port = free_port()
     env = {"LOG_DIR": str(workdir / "logs"), "LOG_LEVEL": "WARNING"}
+    worker_env = dict(env)
+    env["RATE_LIMITS"] = (COUNT_ONLY_LIMITS if args.rate_limits == "count"
+                          else args.rate_limits)
     web = worker = None
     watcher = None
     results, verify = [], {}
     try:
         web = start_gunicorn(server.url, port, workdir / "gunicorn.log", **env)
-        worker = start_worker(server.url, workdir / "worker.log", **env)
+        worker = start_worker(server.url, workdir / "worker.log", **worker_env)
         base = f"http://127.0.0.1:{port}"
 
         def healthy():

@@ -166,8 +166,11 @@ class SymbolQuery(StrictSchema):
 
 
 class WaitQuery(StrictSchema):
-    wait = fields.Boolean(load_default=False)
-    timeout = fields.Integer(load_default=5000, validate=validate.Range(min=0, max=30000))
+    wait = fields.Boolean(load_default=False, metadata={
+        "description": "true: wait for the matcher to process the command before answering."})
+    timeout = fields.Integer(load_default=5000, validate=validate.Range(min=0, max=30000),
+                             metadata={"description": "With wait=true: how long to wait for "
+                                                      "the matcher, in ms."})
 
 
 class OrdersQuery(SymbolQuery):

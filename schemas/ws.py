@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from schemas.market_data import INTERVALS
+
 OPS = ("subscribe", "unsubscribe", "ping", "auth")
-CHANNELS = ("orderbook", "trade", "order_status")
+CHANNELS = ("orderbook", "trade", "order_status", "ticker", "candles")
 
 # Error codes sent back to the client.
 BAD_FRAME = "BAD_FRAME"
@@ -22,6 +24,8 @@ UNKNOWN_CHANNEL = "UNKNOWN_CHANNEL"
 UNKNOWN_SYMBOL = "UNKNOWN_SYMBOL"
 AUTH_FAILED = "AUTH_FAILED"
 TOO_MANY_SUBSCRIPTIONS = "TOO_MANY_SUBSCRIPTIONS"
+RATE_LIMITED = "RATE_LIMITED"
+TOO_MANY_CONNECTIONS = "TOO_MANY_CONNECTIONS"
 FRAME_TOO_LARGE = "FRAME_TOO_LARGE"
 NOT_SUBSCRIBED = "NOT_SUBSCRIBED"
 UNAVAILABLE = "UNAVAILABLE"
@@ -50,10 +54,15 @@ class SubscriptionSchema(Schema):
     channel = fields.String(required=True)
     symbol = _SYMBOL
     order_id = _ORDER_ID
+    interval = fields.String(validate=validate.OneOf(list(INTERVALS)))
 
     @validates_schema
     def _target(self, data, **_kwargs):
         has_symbol, has_order = "symbol" in data, "order_id" in data
+        if (data["channel"] == "candles") != ("interval" in data):
+            raise ValidationError({"interval": [
+                "candles needs an interval (one of " + ", ".join(INTERVALS) + ")."
+                if data["channel"] == "candles" else "Only candles takes an interval."]})
         if data["channel"] == "order_status":
             if has_symbol == has_order:
                 raise ValidationError("order_status takes exactly one of symbol or orderId.")
@@ -94,6 +103,7 @@ class Frame:
     symbol: str | None = None
     order_id: str | None = None
     api_key: str | None = None
+    interval: str | None = None
 
 
 def _flatten(messages) -> str:

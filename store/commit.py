@@ -24,6 +24,7 @@ from engine.types import (
     Status,
     TradeExecuted,
 )
+from schemas.checksum import checksum_of_book
 from schemas.markets import Market
 from schemas.orders import trade_json
 from store import codec, keys
@@ -59,8 +60,13 @@ def render(market: Market, events) -> tuple[list, list, list, dict]:
 
 
 def commit(r: redis.Redis, market: Market, token: str, prev_applied: int, new_applied: int,
-           events: list, now_ms: int) -> dict:
-    """Write one batch atomically; returns the published message. Raises ``Fenced``."""
+           events: list, now_ms: int, book=None, candles=None) -> dict:
+    """Write one batch atomically; returns the published message. Raises ``Fenced``.
+
+    ``book``: the engine book after the batch; a commit that changed levels carries its
+    ``checksum`` (schemas.checksum) for the relay's orderbook messages. ``candles``: the
+    symbol's ``store.candles.CandleCache``; the candles the trades change are written in
+    the same transaction."""
     symbol = market.symbol
     orders, trades, levels, last = render(market, events)
     message = {
@@ -72,6 +78,8 @@ def commit(r: redis.Redis, market: Market, token: str, prev_applied: int, new_ap
         "trades": [t for _, t in trades],
         "orders": orders,
     }
+    if levels and book is not None:
+        message["checksum"] = checksum_of_book(market, book)
     batch = orjson.dumps({
         "o": _order_rows(last),
         "t": _trade_rows(trades),
@@ -81,6 +89,8 @@ def commit(r: redis.Redis, market: Market, token: str, prev_applied: int, new_ap
         # No trades: leave "ts"/"lp" out (JSON null would be cjson.null, truthy in Lua).
         **({"ts": str(trades[-1][0].sequence), "lp": str(trades[-1][0].price)}
            if trades else {}),
+        "c": candles.update([(e.timestamp, e.price, e.quantity) for e, _ in trades])
+        if candles is not None and trades else [],
     })
     run_commit(r, [
         keys.owner(symbol), keys.applied(symbol), keys.resting(symbol),

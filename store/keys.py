@@ -17,6 +17,7 @@ committed in one MULTI/EXEC. Order and account keys are global.
 | sym:{S}:tradeseq             | string | last trade sequence                                    |
 | sym:{S}:last                 | string | last trade price (ticks)                               |
 | sym:{S}:volume               | hash   | minute -> traded lots, for volume24h                   |
+| sym:{S}:candles:{I}          | zset   | candles of interval I, score = bucket start (candles.py) |
 | sym:{S}:heartbeat            | string | ms time of the matcher's last sign of life             |
 | order:{id}                   | hash   | one order (ints: ticks, lots)                          |
 | order:{id}:fills             | list   | trade sequences the order took part in                 |
@@ -78,6 +79,10 @@ def last_price(symbol: str) -> str:
 
 def volume(symbol: str) -> str:
     return _sym(symbol, "volume")
+
+
+def candles(symbol: str, interval: str) -> str:
+    return _sym(symbol, f"candles:{interval}")
 
 
 def heartbeat(symbol: str) -> str:

@@ -9,6 +9,8 @@ sequence 1 through the applied cursor with the pure engine (``engine.apply`` on 
   indexes, its clientOrderId mapping;
 * the resting set (ids and sequence scores) and the book level zsets;
 * the trades stream: every trade, entry ids gap-free 1..N, the trade sequence, last price;
+* the candles of every interval (store/candles.py) and the minute volume buckets behind
+  /api/markets volume24h, recomputed from the trades;
 * every order's fills list;
 * the journal itself: entries 1..seq without a gap, cursor <= seq.
 
@@ -35,10 +37,11 @@ import redis
 from engine import apply
 from engine.book import OrderBook
 from engine.types import FINAL_STATUSES, OrderUpdated, PlaceOrder, Side, TradeExecuted
+from schemas.market_data import INTERVALS
 from schemas.markets import Market, get_market
 from schemas.orders import trade_json
 from settings import Settings, load_settings
-from store import journal, keys
+from store import candles, journal, keys
 from store.commit import VOLUME_BUCKET_MS
 
 CHUNK = 1000
@@ -239,9 +242,34 @@ def _compare(r: redis.Redis, market: Market, rep: Replay) -> tuple[list[str], di
         last = r.get(keys.last_price(symbol))
         if last != str(want_trades[-1].price):
             diffs.append(f"{symbol}: last price {last!r}, replay says {want_trades[-1].price}")
+    diffs += _compare_candles(r, symbol, want_trades)
     counts = {"commands": rep.applied, "accepted": rep.accepted, "orders": len(ids),
               "resting": len(want_rest), "trades": len(want_trades)}
     return diffs, counts
+
+
+def _compare_candles(r: redis.Redis, symbol: str, trades: list) -> list[str]:
+    diffs = []
+    made = [(e.timestamp, e.price, e.quantity) for e in trades]
+    for name, length in INTERVALS.items():
+        want = [candles.encode(c) for _, c in sorted(candles.from_trades(made, length).items())]
+        have = r.zrange(keys.candles(symbol, name), 0, -1)
+        if have != want:
+            extra = sorted(set(have) - set(want))[:3]
+            lack = sorted(set(want) - set(have))[:3]
+            diffs.append(f"{symbol}: {name} candles differ from the trades: stored extra "
+                         f"{extra}, missing {lack}")
+    # Minute volume (lots) behind volume24h: pruned past 25 h, so every stored bucket must
+    # be right and every bucket of the last 24 h must be there.
+    want_volume = {start // VOLUME_BUCKET_MS: c[5]
+                   for start, c in candles.from_trades(made, VOLUME_BUCKET_MS).items()}
+    have_volume = {int(k): int(v) for k, v in r.hgetall(keys.volume(symbol)).items()}
+    recent = candles.window_start(int(time.time() * 1000)) // VOLUME_BUCKET_MS
+    for minute in sorted(set(have_volume) | {m for m in want_volume if m >= recent}):
+        if have_volume.get(minute) != want_volume.get(minute):
+            diffs.append(f"{symbol}: volume of minute {minute} is {have_volume.get(minute)}, "
+                         f"the trades say {want_volume.get(minute)}")
+    return diffs
 
 
 def check_symbol(r: redis.Redis, market: Market, attempts: int = 5) -> tuple[list[str], dict]:
@@ -349,6 +377,13 @@ def _write_rebuild(pipe, market: Market, rep: Replay, list_scores: dict) -> None
             volume[bucket] = volume.get(bucket, 0) + e.quantity
     if volume:
         pipe.hset(keys.volume(symbol), mapping=volume)
+    made = [(e.timestamp, e.price, e.quantity) for e in rep.trades]
+    for name, length in INTERVALS.items():
+        key = keys.candles(symbol, name)
+        pipe.delete(key)
+        built = candles.from_trades(made, length)
+        if built:
+            pipe.zadd(key, {candles.encode(c): start for start, c in built.items()})
     if rep.trades:
         pipe.set(keys.trade_seq(symbol), rep.trades[-1].sequence)
         pipe.set(keys.last_price(symbol), rep.trades[-1].price)

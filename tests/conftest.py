@@ -32,7 +32,7 @@ def r(redis_server, redis_url):
 
 @pytest.fixture
 def settings(redis_url):
-    return Settings(redis_url=redis_url)
+    return Settings(redis_url=redis_url, rate_limits="off")  # tests/e2e/test_rate_limits.py
 
 
 @pytest.fixture

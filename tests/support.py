@@ -107,6 +107,7 @@ def service_env(redis_url: str, **extra: str) -> dict[str, str]:
     env.update({"REDIS_URL": redis_url, "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING",
                 "LOG_DIR": _log_dir()})
     env.pop("CELERY_BROKER_URL", None)
+    env["RATE_LIMITS"] = "off"  # tests that check the limits set their own
     env.update(extra)
     return env
 

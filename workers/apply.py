@@ -19,7 +19,7 @@ import redis
 from engine import apply
 from schemas.markets import Market
 from settings import Settings
-from store import journal
+from store import candles, journal
 from store.books import load_book
 from store.commit import Fenced, commit
 from workers import metrics
@@ -34,6 +34,7 @@ class SymbolMatcher:
         self.r, self.market, self.lease, self.settings = r, market, lease, settings
         self.symbol = market.symbol
         self.book = None
+        self.candles = None  # store.candles.CandleCache of self.book
 
     @property
     def cursor(self) -> int | None:
@@ -82,7 +83,9 @@ class SymbolMatcher:
                           command.sequence, command.order_id, request_id)
         self._fault("before_commit")
         now_ms, started = int(time.time() * 1000), time.perf_counter()
-        commit(self.r, self.market, self.lease.token, prev, book.last_sequence, events, now_ms)
+        self.candles = candles.for_book(self.candles, self.r, self.symbol, book)
+        commit(self.r, self.market, self.lease.token, prev, book.last_sequence, events, now_ms,
+               book=book, candles=self.candles)
         metrics.observe_batch(self.symbol, batch, now_ms, time.perf_counter() - started)
         # One JSON line per batch (logging_setup): grep a web request id to find its commit.
         log.info("committed %s seq %d..%d (%d commands)", self.symbol, prev + 1,

@@ -9,11 +9,14 @@ script and nothing fetched from elsewhere (it must work offline).
 from __future__ import annotations
 
 import html
+import json
+import re
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Response, current_app, jsonify
 
+from schemas import market_data as md
 from schemas import orders as s
 
 bp = Blueprint("docs", __name__)
@@ -27,7 +30,8 @@ _ERRORS = {
     "409": "Conflict (ORDER_NOT_CANCELLABLE).",
     "413": "Body too large.",
     "415": "Body is not application/json.",
-    "429": "Too many open orders for the account.",
+    "429": "Rate limited (RATE_LIMITED, with Retry-After) or too many open orders for the "
+           "account (TOO_MANY_OPEN_ORDERS).",
     "503": "The store is unreachable or the matcher is not ready.",
 }
 
@@ -108,6 +112,27 @@ OPERATIONS = [
     ("/api/markets", "get", _op(
         "Markets with last price, best bid/ask and 24 h volume",
         {"200": _json("Markets", "Every configured market.")}, errors=("400", "503"))),
+    ("/api/ticker", "get", _op(
+        "24 h ticker of one market, or of every market without symbol",
+        {"200": _json("Ticker", "With symbol: that market's ticker; without: "
+                                "{\"tickers\": [Ticker, ...]} (see Tickers).")},
+        query=md.TickerQuery, errors=("400", "503"),
+        description="Rolling over the last 24 h of one-minute buckets (the same window as "
+                    "volume24h in /api/markets); open24h, high24h, low24h, priceChange and "
+                    "priceChangePercent are null when there was no trade in the window.")),
+    ("/api/candles", "get", _op(
+        "Candles (OHLCV) of one market",
+        {"200": _json("Candles", "Oldest first; buckets without trades are left out.")},
+        query=md.CandlesQuery, errors=("400", "503"),
+        description="interval: 1m, 5m, 15m, 1h, 4h or 1d; buckets start at multiples of the "
+                    "interval since the epoch, in UTC (4h at 00, 04, .. 20 UTC; 1d at "
+                    "midnight UTC). Without start: the limit newest candles up to end, the "
+                    "last one the current (open) candle. With start: the first limit "
+                    "candles from start. Built from the trades in the matcher's commit, so "
+                    "they agree with /api/trades exactly.")),
+    ("/api/time", "get", _op(
+        "Server time", {"200": _json("ServerTime", "The server's clock, ms since epoch.")},
+        errors=("400",))),
     ("/api/health", "get", _op(
         "Liveness and readiness",
         {"200": _json("Health", "Ready: Redis reachable, matchers alive, lag bounded."),
@@ -121,10 +146,14 @@ OPERATIONS = [
         "Prometheus metrics",
         {"200": {"description": "Prometheus text format.", "content": {"text/plain": {}}}},
         errors=())),
+    ("/api/asyncapi.json", "get", _op(
+        "The AsyncAPI 3 document of the /ws WebSocket",
+        {"200": {"description": "AsyncAPI 3 document (JSON)."}}, errors=())),
     ("/ws", "get", _op(
-        "WebSocket: orderbook, trade and order_status channels",
-        {"101": {"description": "Switching protocols; JSON text frames follow (api.md "
-                              "section 4)."}}, errors=())),
+        "WebSocket: orderbook, trade, order_status, ticker and candles channels",
+        {"101": {"description": "Switching protocols; JSON text frames follow, as "
+                              "/api/asyncapi.json and the WebSocket column of /api/docs "
+                              "describe."}}, errors=())),
 ]
 
 # Nested schemas first: apispec names a nested schema on first sight.
@@ -138,6 +167,8 @@ COMPONENTS = {
     "LatestTrades": s.LatestTradesSchema, "BatchResults": s.BatchResultsSchema,
     "OrderBook": s.OrderBookSchema, "Depth": s.DepthSchema, "Markets": s.MarketsSchema,
     "Health": s.HealthSchema,
+    "ServerTime": md.ServerTimeSchema, "Candle": md.CandleSchema, "Candles": md.CandlesSchema,
+    "Ticker": md.TickerSchema, "Tickers": md.TickersSchema,
 }
 
 
@@ -159,7 +190,7 @@ def build_spec(app) -> dict:
         info={"description": "REST API of the matching service. Markets: " + ", ".join(
             f"{m.symbol} (tickSize {m.tick_size}, lotSize {m.lot_size})"
             for m in settings.markets) + ". Every error is {\"error\": {\"code\", "
-            "\"message\", \"fields\"?}}."},
+            "\"message\", \"fields\"?}}. " + _rate_limit_text(settings)},
     )
     plugin.converter.add_attribute_function(_exact_decimal)
     spec.components.security_scheme("ApiKey", {"type": "apiKey", "in": "header",
@@ -192,13 +223,66 @@ def openapi_json():
 
 # ---------------------------------------------------------------- the human page
 
-_CSS = """body{font:15px/1.45 system-ui,sans-serif;margin:2em auto;max-width:70em;color:#222}
-h2{border-bottom:1px solid #ccc;margin-top:2em}code,pre{background:#f4f4f4;padding:0 .2em}
-.op{border:1px solid #ddd;border-radius:4px;margin:1em 0;padding:.5em 1em}
-.m{display:inline-block;min-width:4.5em;font-weight:bold;color:#fff;padding:0 .4em;
-border-radius:3px;text-align:center}.get{background:#2a7}.post{background:#27c}
-.delete{background:#c33}table{border-collapse:collapse;margin:.4em 0}
+_CSS = """body{font:15px/1.45 system-ui,sans-serif;margin:2em auto;max-width:110em;color:#222;
+padding:0 1em}h2{border-bottom:1px solid #ccc;margin-top:1.5em}
+code,pre{background:#f4f4f4;padding:0 .2em}pre{padding:.4em;overflow-x:auto;font-size:13px}
+.cols{display:grid;grid-template-columns:1fr 1fr;gap:2em}@media(max-width:70em){.cols{
+grid-template-columns:1fr}}.op{border:1px solid #ddd;border-radius:4px;margin:1em 0;
+padding:.5em 1em}.m{display:inline-block;min-width:4.5em;font-weight:bold;color:#fff;
+padding:0 .4em;border-radius:3px;text-align:center}.get{background:#2a7}.post{background:#27c}
+.delete{background:#c33}.patch{background:#a7c}.send{background:#c80}.receive{background:#27c}
+table{border-collapse:collapse;margin:.4em 0}
 td,th{border:1px solid #ddd;padding:.15em .5em;text-align:left;vertical-align:top}"""
+
+# Example requests and answers shown on the page (the contract's own examples).
+EXAMPLES = {
+    ("/api/orders", "post"): (
+        {"symbol": "BTC-USD", "side": "BUY", "price": "101.25", "quantity": "0.5",
+         "clientOrderId": "abc-1"},
+        {"id": "ord_3kTqGx0b4mD1vV2s", "clientOrderId": "abc-1", "symbol": "BTC-USD",
+         "side": "BUY", "orderType": "LIMIT", "timeInForce": "GTC", "price": 101.25,
+         "quantity": 0.5, "filledQuantity": 0.0, "status": "PENDING", "sequence": 1234,
+         "...": "..."}),
+    ("/api/candles", "get"): ("?symbol=BTC-USD&interval=1m&limit=2", {
+        "symbol": "BTC-USD", "interval": "1m", "candles": [
+            {"time": 1732399920000, "open": 100.5, "high": 101.0, "low": 100.4,
+             "close": 101.0, "volume": 2.0, "quoteVolume": 201.5, "trades": 3},
+            {"time": 1732399980000, "open": 101.0, "high": 101.5, "low": 100.9,
+             "close": 101.25, "volume": 3.5, "quoteVolume": 354.1, "trades": 7}]}),
+    ("/api/ticker", "get"): ("?symbol=BTC-USD", {
+        "symbol": "BTC-USD", "lastPrice": 101.25, "bestBid": 101.2, "bestAsk": 101.5,
+        "open24h": 99.0, "high24h": 102.0, "low24h": 98.5, "volume24h": 12.5,
+        "quoteVolume24h": 1251.3, "priceChange": 2.25, "priceChangePercent": 2.27,
+        "trades24h": 40}),
+    ("/api/time", "get"): ("", {"serverTime": 1732400000000}),
+    ("/api/orderbook", "get"): ("?symbol=BTC-USD&levels=1", {
+        "symbol": "BTC-USD", "sequence": 41, "timestamp": 1732400000000,
+        "bids": [{"price": 101.2, "quantity": 3.0, "orders": 2}],
+        "asks": [{"price": 101.5, "quantity": 1.0, "orders": 1}], "bestBid": 101.2,
+        "bestAsk": 101.5, "spread": 0.3, "midPrice": 101.35}),
+}
+
+
+def _rate_limit_text(settings) -> str:
+    from app.ratelimit import parse_config
+
+    config = parse_config(settings.rate_limits)
+    if not config.enabled:
+        return "Rate limits are off on this node (RATE_LIMITS=off)."
+
+    def each(items):
+        return " and ".join(f"{i.amount} per {i.get_expiry()} s" for i in items)
+
+    return (f"Rate limits per API key (the client IP without one), shared by every node: "
+            f"reads {each(config.read)}, writes {each(config.write)} (a batch counts its "
+            "orders); every /api response carries `RateLimit-Limit`, `RateLimit-Remaining` "
+            "and `RateLimit-Reset` (seconds); past a limit: 429 `RATE_LIMITED` with "
+            "`Retry-After`, and the request changes nothing.")
+
+
+def _text(value) -> str:
+    """Escaped text with `code` spans (the descriptions use Markdown backticks)."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(str(value)))
 
 
 def _type(schema: dict) -> str:
@@ -214,6 +298,17 @@ def _type(schema: dict) -> str:
     return html.escape(text)
 
 
+def _bounds(schema: dict) -> str:
+    parts = []
+    if "minimum" in schema:
+        parts.append(f">= {schema['minimum']}")
+    if "maximum" in schema:
+        parts.append(f"<= {schema['maximum']}")
+    if "maxLength" in schema:
+        parts.append(f"at most {schema['maxLength']} chars")
+    return html.escape(", ".join(parts))
+
+
 def _media(content: dict) -> str:
     for media, body in content.items():
         if "schema" in body:
@@ -222,51 +317,123 @@ def _media(content: dict) -> str:
     return ""
 
 
-def render_page(doc: dict) -> str:
+def _pre(value) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, indent=1)
+    return f"<pre>{html.escape(text)}</pre>"
+
+
+def _fields_table(schema: dict, anchor: str = "") -> str:
+    required = set(schema.get("required", []))
+    out = [f"<table{anchor}><tr><th>field</th><th>type</th><th>required</th>"
+           "<th>description</th></tr>"]
+    for field, prop in schema.get("properties", {}).items():
+        out.append(f"<tr><td><code>{html.escape(field)}</code></td><td>{_type(prop)}"
+                   f"{' or null' if prop.get('nullable') else ''}</td>"
+                   f"<td>{'yes' if field in required else ''}</td>"
+                   f"<td>{_text(prop.get('description', ''))}</td></tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def _rest_column(doc: dict) -> list[str]:
+    e = html.escape
+    out = ["<section><h2>REST</h2>",
+           "<p>Machine-readable: <a href='/api/openapi.json'>/api/openapi.json</a> "
+           f"(OpenAPI {e(doc['openapi'])}).</p>"]
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            out.append(f"<div class='op'><span class='m {e(method)}'>{e(method.upper())}"
+                       f"</span> <code>{e(path)}</code> {_text(op.get('summary', ''))}")
+            if op.get("description"):
+                out.append(f"<p>{_text(op['description'])}</p>")
+            if op.get("parameters"):
+                out.append("<table><tr><th>parameter</th><th>in</th><th>type</th>"
+                           "<th>required</th><th>default</th><th>limits</th>"
+                           "<th>description</th></tr>")
+                for p in op["parameters"]:
+                    schema = p.get("schema", {})
+                    default = schema.get("default")
+                    out.append(f"<tr><td><code>{e(p['name'])}</code></td><td>{e(p['in'])}</td>"
+                               f"<td>{_type(schema)}</td>"
+                               f"<td>{'yes' if p.get('required') else ''}</td>"
+                               f"<td>{'' if default is None else e(json.dumps(default))}</td>"
+                               f"<td>{_bounds(schema)}</td>"
+                               f"<td>{_text(p.get('description', ''))}</td></tr>")
+                out.append("</table>")
+            if op.get("requestBody"):
+                out.append(f"<p>Body: {_media(op['requestBody']['content'])}</p>")
+            example = EXAMPLES.get((path, method))
+            if example is not None:
+                request, answer = example
+                out.append("<p>Example:</p>" + _pre(
+                    f"{method.upper()} {path}{request if isinstance(request, str) else ''}"))
+                if not isinstance(request, str):
+                    out.append(_pre(request))
+                out.append(_pre(answer))
+            out.append("<table><tr><th>status</th><th>response</th><th>body</th></tr>")
+            for code, resp in op["responses"].items():
+                out.append(f"<tr><td>{e(code)}</td><td>{_text(resp.get('description', ''))}"
+                           f"</td><td>{_media(resp.get('content', {}))}</td></tr>")
+            out.append("</table></div>")
+    out.append("</section>")
+    return out
+
+
+def _ws_column(adoc: dict) -> list[str]:
+    e = html.escape
+    messages = adoc["components"]["messages"]
+    out = ["<section><h2>WebSocket /ws</h2>", f"<p>{_text(adoc['info']['description'])}</p>",
+           "<p>Machine-readable: <a href='/api/asyncapi.json'>/api/asyncapi.json</a> "
+           f"(AsyncAPI {e(adoc['asyncapi'])}).</p>"]
+
+    def message(name: str) -> str:
+        m = messages[name]
+        ref = m["payload"]["$ref"].rsplit("/", 1)[1]
+        example = m["examples"][0]["payload"]
+        return (f"<p><b>{e(m['name'])}</b>: {_text(m['summary'])} (payload "
+                f"<a href='#ws-schema-{e(ref)}'>{e(ref)}</a>)</p>" + _pre(example))
+
+    for name, channel in adoc["channels"].items():
+        out.append(f"<div class='op'><h3>{e(channel['title'])}</h3>"
+                   f"<p>{_text(channel['description'])}</p>")
+        for op in adoc["operations"].values():
+            if op["channel"]["$ref"] != f"#/channels/{name}":
+                continue
+            direction = "client to server" if op["action"] == "receive" else "server to client"
+            out.append(f"<p><span class='m {e(op['action'])}'>{e(direction)}</span> "
+                       f"{_text(op.get('summary', ''))}</p>")
+            for ref in op["messages"]:
+                out.append(message(ref["$ref"].rsplit("/", 1)[1]))
+            if "reply" in op:
+                replies = ", ".join(r["$ref"].rsplit("/", 1)[1] for r in op["reply"]["messages"])
+                out.append(f"<p>Answer: {e(replies)}.</p>")
+        out.append("</div>")
+    out.append("<h2>WebSocket payloads</h2>")
+    for name, schema in adoc["components"]["schemas"].items():
+        out.append(f"<h3 id='ws-schema-{e(name)}'>{e(name)}</h3>" + _fields_table(schema)
+                   .replace("href=\"#schema-", "href=\"#ws-schema-"))
+    out.append("</section>")
+    return out
+
+
+def render_page(doc: dict, adoc: dict) -> str:
+    """REST (the OpenAPI ``doc``) and WebSocket (the AsyncAPI ``adoc``) side by side."""
     e = html.escape
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(doc['info']['title'])}"
            f"</title><style>{_CSS}</style></head><body><h1>{e(doc['info']['title'])} "
            f"<small>{e(doc['info']['version'])}</small></h1>",
-           f"<p>{e(doc['info'].get('description', ''))}</p>",
-           "<p>Machine-readable: <a href='/api/openapi.json'>/api/openapi.json</a> "
-           f"(OpenAPI {e(doc['openapi'])}).</p><h2>Endpoints</h2>"]
-    for path, ops in doc["paths"].items():
-        for method, op in ops.items():
-            out.append(f"<div class='op'><span class='m {e(method)}'>{e(method.upper())}"
-                       f"</span> <code>{e(path)}</code> {e(op.get('summary', ''))}")
-            if op.get("description"):
-                out.append(f"<p>{e(op['description'])}</p>")
-            if op.get("parameters"):
-                out.append("<table><tr><th>parameter</th><th>in</th><th>type</th>"
-                           "<th>required</th><th>description</th></tr>")
-                for p in op["parameters"]:
-                    out.append(f"<tr><td><code>{e(p['name'])}</code></td><td>{e(p['in'])}</td>"
-                               f"<td>{_type(p.get('schema', {}))}</td>"
-                               f"<td>{'yes' if p.get('required') else ''}</td>"
-                               f"<td>{e(p.get('description', ''))}</td></tr>")
-                out.append("</table>")
-            if op.get("requestBody"):
-                out.append(f"<p>Body: {_media(op['requestBody']['content'])}</p>")
-            out.append("<table><tr><th>status</th><th>response</th><th>body</th></tr>")
-            for code, resp in op["responses"].items():
-                out.append(f"<tr><td>{e(code)}</td><td>{e(resp.get('description', ''))}</td>"
-                           f"<td>{_media(resp.get('content', {}))}</td></tr>")
-            out.append("</table></div>")
-    out.append("<h2>Schemas</h2>")
+           f"<p>{_text(doc['info'].get('description', ''))}</p><div class='cols'>"]
+    out += _rest_column(doc)
+    out += _ws_column(adoc)
+    out.append("</div><h2>REST schemas</h2>")
     for name, schema in doc["components"]["schemas"].items():
-        required = set(schema.get("required", []))
-        out.append(f"<h3 id='schema-{e(name)}'>{e(name)}</h3><table><tr><th>field</th>"
-                   "<th>type</th><th>required</th><th>description</th></tr>")
-        for field, prop in schema.get("properties", {}).items():
-            out.append(f"<tr><td><code>{e(field)}</code></td><td>{_type(prop)}"
-                       f"{' or null' if prop.get('nullable') else ''}</td>"
-                       f"<td>{'yes' if field in required else ''}</td>"
-                       f"<td>{e(str(prop.get('description', '')))}</td></tr>")
-        out.append("</table>")
+        out.append(f"<h3 id='schema-{e(name)}'>{e(name)}</h3>" + _fields_table(schema))
     out.append("</body></html>")
     return "\n".join(out)
 
 
 @bp.get("/api/docs")
 def docs_page():
-    return Response(render_page(_spec()), mimetype="text/html")
+    from app.api.asyncapi import asyncapi_doc
+
+    return Response(render_page(_spec(), asyncapi_doc()), mimetype="text/html")

@@ -1,4 +1,4 @@
-"""Public market data: order book, depth, trades, markets."""
+"""Public market data: order book, depth, trades, markets, time, candles, ticker."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from flask import Blueprint, jsonify
 
 from app.api.common import all_markets, get_redis, market_for, query
 from app.errors import ApiError
+from schemas.market_data import CandlesQuery, TickerQuery
 from schemas.orders import BookQuery, LatestTradesQuery, SymbolQuery, TradesQuery
-from store import read
+from store import candles, read
 from store.read import BadCursor
 
 bp = Blueprint("market_data", __name__)
@@ -51,3 +52,31 @@ def list_markets():
     query(_NO_ARGS)
     return jsonify({"markets": read.market_summaries(get_redis(),
                                                      list(all_markets().values()))})
+
+
+@bp.get("/api/time")
+def server_time():
+    query(_NO_ARGS)
+    return jsonify({"serverTime": read.now_ms()})
+
+
+_CANDLES, _TICKER = CandlesQuery(), TickerQuery()
+
+
+@bp.get("/api/candles")
+def candle_list():
+    q = query(_CANDLES)
+    market = market_for(q["symbol"])
+    return jsonify({"symbol": market.symbol, "interval": q["interval"],
+                    "candles": candles.candles(get_redis(), market, q["interval"], q["start"],
+                                               q["end"], q["limit"])})
+
+
+@bp.get("/api/ticker")
+def ticker():
+    q = query(_TICKER)
+    if q["symbol"] is None:
+        return jsonify({"tickers": candles.tickers(get_redis(), list(all_markets().values()),
+                                                   read.now_ms())})
+    market = market_for(q["symbol"])
+    return jsonify(candles.tickers(get_redis(), [market], read.now_ms())[0])

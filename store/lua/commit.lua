@@ -5,7 +5,7 @@
 -- Lua numbers cannot).
 -- KEYS: 1 owner lease, 2 applied cursor, 3 resting set, 4 book BUY, 5 book SELL,
 --       6 trades stream, 7 volume, 8 trade seq, 9 last price, 10 heartbeat
--- ARGV: 1 lease token, 2 expected cursor, 3 batch JSON {o, t, l, ts?, lp?},
+-- ARGV: 1 lease token, 2 expected cursor, 3 batch JSON {o, t, l, ts?, lp?, c},
 --       4 new cursor, 5 now (ms), 6 events channel, 7 event message
 -- Returns 1, or an error 'FENCED ...' / 'BADBATCH ...' having written nothing.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
@@ -34,6 +34,9 @@ for _, l in ipairs(batch.l) do
 end
 if batch.ts ~= nil and (type(batch.ts) ~= 'string' or type(batch.lp) ~= 'string') then
   return redis.error_reply('BADBATCH last trade')
+end
+if not all_strings(batch.c or {}, 3) then
+  return redis.error_reply('BADBATCH candle row')
 end
 
 -- o: order key, id, status, reason, filled, notional, updated, sequence,
@@ -64,6 +67,11 @@ for _, l in ipairs(batch.l) do
   local key = KEYS[l[1]]
   redis.call('ZREMRANGEBYSCORE', key, l[2], l[2])
   if l[3] ~= '' then redis.call('ZADD', key, l[2], l[3]) end
+end
+-- c (candles, store/candles.py): key, bucket start, whole member; replaces the bucket's
+for _, c in ipairs(batch.c or {}) do
+  redis.call('ZREMRANGEBYSCORE', c[1], c[2], c[2])
+  redis.call('ZADD', c[1], c[2], c[3])
 end
 redis.call('SET', KEYS[2], ARGV[4])
 redis.call('SET', KEYS[10], ARGV[5])

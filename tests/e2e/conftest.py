@@ -72,7 +72,7 @@ def stack(redis_server, tmp_path_factory):
     r = redis.Redis.from_url(url, decode_responses=True)
     r.flushall()  # no worker runs yet: safe
     markets_json = json.dumps(market_pool())
-    settings = load_settings({"REDIS_URL": url, "MARKETS": markets_json})
+    settings = load_settings({"REDIS_URL": url, "MARKETS": markets_json, "RATE_LIMITS": "off"})
     log = tmp_path_factory.mktemp("worker") / "worker.log"
     worker = start_worker(url, log, MARKETS=markets_json)
     try:

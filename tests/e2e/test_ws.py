@@ -8,12 +8,14 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import zlib
 
 import orjson
 import pytest
 import websocket
 
 from app.events import EventHub
+from schemas.checksum import checksum_of_levels
 from schemas.markets import get_market
 from settings import Settings
 from store import keys, read
@@ -102,8 +104,10 @@ TICKS = {BTC: 100, ETH: 100}  # 0.01
 LOTS = {BTC: 1000, ETH: 100}  # 0.001 / 0.01
 
 
-def commit(r, symbol, sequence, prev, changes=(), trades=(), orders=(), publish=True):
-    """What the worker's commit does: levels, trades, cursor and the message, atomically."""
+def commit(r, symbol, sequence, prev, changes=(), trades=(), orders=(), publish=True,
+           checksum=True):
+    """What the worker's commit does: levels, trades, cursor and the message (with the
+    book's checksum unless ``checksum`` is False: it costs a book read here)."""
     message = {"type": "commit", "symbol": symbol, "sequence": sequence,
                "prevSequence": prev, "timestamp": int(time.time() * 1000),
                "changes": list(changes), "trades": list(trades), "orders": list(orders)}
@@ -119,9 +123,15 @@ def commit(r, symbol, sequence, prev, changes=(), trades=(), orders=(), publish=
             pipe.xadd(keys.trades(symbol), {"t": orjson.dumps(t)}, id=keys.stream_id(t["sequence"]))
             pipe.set(keys.trade_seq(symbol), t["sequence"])
         pipe.set(keys.applied(symbol), sequence)
-        if publish:
+        with_checksum = bool(changes and checksum)
+        if publish and not with_checksum:  # one transaction, as the worker's
             pipe.publish(keys.events_channel(symbol), orjson.dumps(message))
         pipe.execute()
+    if with_checksum:  # as the worker does: the checksum of the book after the commit
+        _, bids, asks = store_levels(r, symbol)
+        message["checksum"] = checksum_of_levels(bids, asks)
+        if publish:
+            r.publish(keys.events_channel(symbol), orjson.dumps(message))
     return message
 
 
@@ -155,24 +165,41 @@ def apply_book(book: dict, msg: dict) -> None:
         for side, levels in (("BUY", msg["bids"]), ("SELL", msg["asks"])):
             for lv in levels:
                 book[(side, lv["price"])] = (lv["quantity"], lv["orders"])
-        return
-    for ch in msg["changes"]:
-        if ch["quantity"] == 0:
-            book.pop((ch["side"], ch["price"]), None)
-        else:
-            book[(ch["side"], ch["price"])] = (ch["quantity"], ch["orders"])
+    else:
+        for ch in msg["changes"]:
+            if ch["quantity"] == 0:
+                book.pop((ch["side"], ch["price"]), None)
+            else:
+                book[(ch["side"], ch["price"])] = (ch["quantity"], ch["orders"])
+    assert msg["checksum"] == client_checksum(book), msg
 
 
-def store_book(r, symbol) -> tuple[int, dict]:
+def client_checksum(book: dict) -> int:
+    """What a client computes (api.md: CRC32 over the best 25 bids then asks as
+    ``price:quantity`` joined by ``|``), written independently of schemas.checksum:
+    Python's float repr is the JSON text of these numbers."""
+    bids = sorted(((p, q) for (side, p), (q, _) in book.items() if side == "BUY"),
+                  reverse=True)[:25]
+    asks = sorted((p, q) for (side, p), (q, _) in book.items() if side == "SELL")[:25]
+    text = "|".join(f"{p!r}:{q!r}" for p, q in bids + asks)
+    return zlib.crc32(text.encode()) & 0xFFFFFFFF
+
+
+def store_levels(r, symbol) -> tuple[int, list, list]:
     rd = r.__class__(connection_pool=r.connection_pool.__class__(
         **{**r.connection_pool.connection_kwargs, "decode_responses": True}))
     snap = read.orderbook(rd, get_market(SETTINGS, symbol), 1000)
     rd.close()
+    return snap["sequence"], snap["bids"], snap["asks"]
+
+
+def store_book(r, symbol) -> tuple[int, dict]:
+    sequence, bids, asks = store_levels(r, symbol)
     book = {}
-    for side, levels in (("BUY", snap["bids"]), ("SELL", snap["asks"])):
+    for side, levels in (("BUY", bids), ("SELL", asks)):
         for lv in levels:
             book[(side, lv["price"])] = (lv["quantity"], lv["orders"])
-    return snap["sequence"], book
+    return sequence, book
 
 
 # ---------------------------------------------------------------- tests
@@ -200,7 +227,8 @@ def test_bad_frames_answered_and_socket_stays_open(connect, r):
         ("[1, 2]", "BAD_FRAME"),
         ({"op": "dance"}, "UNKNOWN_OP"),
         ({"channel": "trade"}, "UNKNOWN_OP"),
-        ({"op": "subscribe", "channel": "candles", "symbol": BTC}, "UNKNOWN_CHANNEL"),
+        ({"op": "subscribe", "channel": "klines", "symbol": BTC}, "UNKNOWN_CHANNEL"),
+        ({"op": "subscribe", "channel": "candles", "symbol": BTC}, "BAD_FRAME"),
         ({"op": "subscribe", "channel": "trade", "symbol": "DOGE-USD"}, "UNKNOWN_SYMBOL"),
         ({"op": "subscribe", "channel": "trade"}, "BAD_FRAME"),
         ({"op": "subscribe", "channel": "orderbook", "orderId": "ord_1"}, "BAD_FRAME"),
@@ -234,7 +262,8 @@ def test_orderbook_snapshot_then_gap_free_updates_per_client(connect, r):
     snap = a.recv()
     assert snap == {"event": "orderbook", "type": "snapshot", "symbol": BTC, "sequence": 10,
                     "bids": [{"price": 101.2, "quantity": 3.0, "orders": 2}],
-                    "asks": [{"price": 101.5, "quantity": 1.0, "orders": 1}]}
+                    "asks": [{"price": 101.5, "quantity": 1.0, "orders": 1}],
+                    "checksum": zlib.crc32(b"101.2:3.0|101.5:1.0")}
     book_a = {}
     apply_book(book_a, snap)
     commit(r, BTC, 11, 10, changes=[level("BUY", 101.3, 0.5)])
@@ -393,7 +422,7 @@ def test_slow_client_is_cut_and_fast_client_keeps_up(connect, r):
         sent_at[seq] = time.time() * 1000
         commit(r, BTC, seq, seq - 1, changes=[dict(lv, quantity=lv["quantity"] + seq)
                                                for lv in wide],
-               trades=[trade(BTC, 2 * seq - 1), trade(BTC, 2 * seq)])
+               trades=[trade(BTC, 2 * seq - 1), trade(BTC, 2 * seq)], checksum=False)
     reader.join(30)
     stop_reading.set()
     assert received[-1] == n and received == sorted(set(received))  # several per update
@@ -538,6 +567,7 @@ def test_with_real_worker_books_rebuild_to_rest_and_trades_complete(tmp_path):
                 self.c.send({"op": "subscribe", "channel": "trade", "symbol": BTC})
                 self.c.send({"op": "subscribe", "channel": "orderbook", "symbol": BTC})
                 self.book, self.seq, self.trades, self.breaks = {}, None, [], 0
+                self.checked, self.bad_checksums = 0, []
                 self.acks, self.subscribed = 0, threading.Event()
                 self.thread = threading.Thread(target=self.run, daemon=True)
                 self.thread.start()
@@ -558,7 +588,11 @@ def test_with_real_worker_books_rebuild_to_rest_and_trades_complete(tmp_path):
                     elif m["event"] == "orderbook":
                         if m["type"] == "update" and m["prevSequence"] != self.seq:
                             self.breaks += 1
-                        apply_book(self.book, m)
+                        try:
+                            apply_book(self.book, m)  # checks the frame's checksum
+                            self.checked += 1
+                        except AssertionError:
+                            self.bad_checksums.append(m)
                         self.seq = m["sequence"]
                     elif m["event"] == "trade":
                         self.trades.append(m["sequence"])
@@ -576,7 +610,7 @@ def test_with_real_worker_books_rebuild_to_rest_and_trades_complete(tmp_path):
                     http_json("DELETE", f"/api/orders/{order_['id']}")
 
         clients.append(Follower())
-        senders = [threading.Thread(target=flow, args=(k, 60)) for k in range(4)]
+        senders = [threading.Thread(target=flow, args=(k, 150)) for k in range(4)]
         for s in senders:
             s.start()
         time.sleep(0.3)
@@ -589,7 +623,8 @@ def test_with_real_worker_books_rebuild_to_rest_and_trades_complete(tmp_path):
         last_trade = int(r.get(keys.trade_seq(BTC)) or 0)
         assert last_trade > 0
         expected = {}
-        apply_book(expected, {"type": "snapshot", "bids": book["bids"], "asks": book["asks"]})
+        apply_book(expected, {"type": "snapshot", "bids": book["bids"], "asks": book["asks"],
+                              "checksum": checksum_of_levels(book["bids"], book["asks"])})
 
         def caught_up(f):
             # Commits that change no level send no update, so the client's sequence may
@@ -605,6 +640,7 @@ def test_with_real_worker_books_rebuild_to_rest_and_trades_complete(tmp_path):
                     f"seq {f.seq} vs {book['sequence']}, last trades {f.trades[-3:]} vs "
                     f"{last_trade}, {len(f.trades)} trades, breaks {f.breaks}") from None
             assert f.breaks == 0
+            assert f.bad_checksums == [] and f.checked > 10
             assert f.book == expected
             assert f.trades == sorted(set(f.trades))  # once each, in order
         assert clients[0].trades == list(range(1, last_trade + 1))

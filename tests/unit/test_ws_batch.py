@@ -31,6 +31,17 @@ def test_chained_commits_merge_to_last_totals():
     assert merged.changes == [change("BUY", 10.0, 0, 0), change("SELL", 11.0, 2.0)]
 
 
+def test_merged_update_carries_the_checksum_of_its_last_book_change():
+    merged = _merged_book(batch_of(
+        {"sequence": 5, "prevSequence": 4, "changes": [change("BUY", 10.0, 1.0)],
+         "checksum": 11},
+        {"sequence": 6, "prevSequence": 5, "changes": [change("BUY", 10.0, 2.0)],
+         "checksum": 22},
+        {"sequence": 7, "prevSequence": 6, "changes": []},  # no change: no checksum
+    ))
+    assert (merged.changed_at, merged.checksum) == (6, 22)
+
+
 def test_a_hole_in_the_chain_is_not_merged():
     assert _merged_book(batch_of(
         {"sequence": 5, "prevSequence": 4, "changes": []},
