@@ -12,7 +12,14 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-install: $(VENV)/.installed
+# The trading page's chart library (package.json, pinned by package-lock.json) and the
+# system Chromium its browser tests drive (Playwright is pointed at it; no browser download).
+node_modules/.installed: package.json package-lock.json
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
+install: $(VENV)/.installed node_modules/.installed
 
 # web gets $(PORT) (honcho numbers ports from -p in Procfile order).
 run: install
@@ -54,4 +61,4 @@ bench-ws: install
 	$(PY) -m bench.ws_bench $(WS_BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) var logs .pytest_cache .hypothesis
+	rm -rf $(VENV) var logs .pytest_cache .hypothesis node_modules

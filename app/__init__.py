@@ -108,6 +108,10 @@ def create_app(settings: Settings | None = None, *,
     app.register_blueprint(market_data.bp)
     app.register_blueprint(docs.bp)
 
+    from app import dashboard
+
+    app.register_blueprint(dashboard.bp)  # the trading page at /
+
     from app import ws
 
     ws.init_app(app)
