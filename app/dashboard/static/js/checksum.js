@@ -25,18 +25,14 @@ export function crc32(text) {
 }
 
 /**
- * A JSON number written the way the server's encoder writes a float (Python's repr:
- * "100.0", "0.5", "1e-05"). Used only when the browser cannot give the number's source
- * text (JSON.parse source access), which is what the checksum is defined on.
+ * A float written the way the service's JSON encoder (orjson) writes it: "100.0",
+ * "0.5", "0.00001", "1e-6", "1e+16". Used only when the browser cannot give a number's
+ * source text (JSON.parse source access), which is what the checksum is defined on.
  */
 export function numberText(x) {
-  if (Number.isInteger(x) && Math.abs(x) < 1e16) return `${x}.0`;
   const abs = Math.abs(x);
-  if (abs !== 0 && (abs < 1e-4 || abs >= 1e16)) {
-    const [mantissa, exp] = x.toExponential().split("e");
-    const e = Number(exp);
-    return `${mantissa}e${e < 0 ? "-" : "+"}${String(Math.abs(e)).padStart(2, "0")}`;
-  }
+  if (abs !== 0 && (abs < 1e-5 || abs >= 1e16)) return x.toExponential();
+  if (Number.isInteger(x)) return `${x}.0`;
   return String(x);
 }
 

@@ -325,6 +325,7 @@ async function start() {
   const symbol = await loadMarkets();
   feed.connect();
   await chooseMarket(symbol);
+  document.body.dataset.readyMs = Math.round(performance.now());
   document.body.dataset.ready = "true";
 }
 
