@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 3000
 
-.PHONY: install run test lint bench load bench-pipeline bench-ws soak verify clean
+.PHONY: install run test lint bench load bench-pipeline bench-ws soak verify screenshot clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
@@ -59,6 +59,10 @@ verify: install
 # --seconds 15", "--synthetic" (publish commits, no REST/worker), "--worker-class gthread".
 bench-ws: install
 	$(PY) -m bench.ws_bench $(WS_BENCH_ARGS)
+
+# The README's picture of the trading page, taken by its browser test mid-stream.
+screenshot: install
+	DASHBOARD_SCREENSHOT=docs/dashboard.png $(PY) -m pytest -q tests/e2e/test_dashboard_browser.py -k seeded_stream
 
 clean:
 	rm -rf $(VENV) var logs .pytest_cache .hypothesis node_modules

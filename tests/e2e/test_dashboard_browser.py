@@ -65,6 +65,14 @@ def read_only_web(stack, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def auth_web(stack, tmp_path_factory):
+    url, proc = _web(stack, tmp_path_factory, "web_auth", AUTH_REQUIRED="true",
+                     API_KEYS="key-ann:ann,key-bob:bob")
+    yield url
+    stop(proc)
+
+
+@pytest.fixture(scope="module")
 def browser():
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: `make install` installs Debian's chromium")
@@ -122,6 +130,14 @@ def seed_stream(stack, symbol: str, count: int, seed: int) -> None:
             place(stack, symbol=symbol, side=rng.choice(["BUY", "SELL"]), orderType="MARKET",
                   quantity=str(Decimal(rng.randint(1, 500)) / 1000))
     place(stack, symbol=symbol, side="BUY", price="90.00", quantity="0.5")
+
+
+def http(base: str, method: str, path: str, api_key: str) -> dict:
+    """A REST call to a node of its own (the auth node knows the API keys)."""
+    request = urllib.request.Request(f"{base}{path}", method=method,
+                                     headers={"X-API-Key": api_key})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
 
 
 def rest_book(stack, symbol: str, levels: int = BOOK_ROWS) -> dict:
@@ -338,3 +354,31 @@ def test_read_only_node_shows_market_data_only(page, stack, read_only_web):
     assert page.locator("#entry-panel").is_hidden()
     assert page.locator("#mine-panel").is_hidden()
     assert_screen_matches_rest(stack, page, symbol)
+
+
+def test_auth_node_asks_for_a_key_kept_in_the_tab_only(page, stack, auth_web):
+    symbol = stack.symbol()
+    open_page(page, auth_web, symbol)
+    page.expected_errors = [401]  # the refused requests before the key is given
+    assert page.locator("#apikey-box").is_visible()
+    form = page.locator("#order-form")
+    form.locator('input[name="price"]').fill("99.50")
+    form.locator('input[name="quantity"]').fill("0.2")
+    page.click("#submit-order")
+    page.wait_for_function("() => /AUTH_REQUIRED/.test(document.getElementById("
+                           "'order-result').textContent)", timeout=WAIT_MS)
+
+    page.fill("#apikey", "key-ann")
+    page.press("#apikey", "Tab")  # change: the socket reconnects and authenticates
+    page.wait_for_selector('#feed-status[data-state="live"]', timeout=WAIT_MS)
+    page.click("#submit-order")
+    mine = page.locator("#my-orders tr.order")
+    mine.first.wait_for(timeout=WAIT_MS)
+    order_id = mine.first.get_attribute("data-order-id")
+    order = http(auth_web, "GET", f"/api/orders/{order_id}", "key-ann")
+    assert (order["accountId"], order["status"]) == ("ann", "OPEN")
+    assert page.evaluate("() => [sessionStorage.getItem('matching.apiKey'), "
+                         "localStorage.length, document.cookie]") == ["key-ann", 0, ""]
+    # Cancelled elsewhere: the authenticated order_status feed takes it off the page.
+    assert http(auth_web, "DELETE", f"/api/orders/{order_id}", "key-ann")["id"] == order_id
+    mine.first.wait_for(state="detached", timeout=WAIT_MS)

@@ -19,7 +19,8 @@ export class CandleChart {
       layout: { background: { color: COLORS.bg }, textColor: COLORS.text,
         attributionLogo: false },
       grid: { vertLines: { color: COLORS.grid }, horzLines: { color: COLORS.grid } },
-      timeScale: { timeVisible: true, secondsVisible: false, borderColor: COLORS.grid },
+      timeScale: { timeVisible: true, secondsVisible: false, borderColor: COLORS.grid,
+        barSpacing: 10, rightOffset: 4 },
       rightPriceScale: { borderColor: COLORS.grid },
     });
     this.series = this.chart.addSeries(lib.CandlestickSeries, {

@@ -299,11 +299,12 @@ function setupApiKey() {
   onUnauthorized.push(() => { box.hidden = false; });
   input.addEventListener("change", () => {
     const symbol = state.market.symbol;
-    subscriptions(symbol).forEach((s) => feed.unsubscribe(s));
+    const before = subscriptions(symbol);
     setApiKey(input.value.trim());
-    feed.apiKey = apiKey();
+    feed.apiKey = apiKey() || null;
+    feed.restart(); // a fresh socket: auth first, then the subscriptions
+    before.forEach((s) => feed.unsubscribe(s));
     subscriptions(symbol).forEach((s) => feed.subscribe(s));
-    feed.restart(); // auth first, then the subscriptions, on a fresh socket
     orders.setMarket(state.market);
   });
 }
@@ -329,5 +330,6 @@ async function start() {
   document.body.dataset.ready = "true";
 }
 
+window.addEventListener("resize", scheduleRender); // the depth canvas follows its panel
 window.dashboard = { state, feed, features }; // for a look from the browser's console
 start();
