@@ -337,12 +337,18 @@ def test_sequence_gap_and_dropped_socket_are_recovered(page, web, stack):
     to_page, to_server = control["sockets"][-1]
     to_server.close()
     to_page.close(code=1001, reason="test drops the socket")
+    # A trade while the page has no socket (its new one waits for this relay, which
+    # runs only inside Playwright calls): the page fetches it after reconnecting.
+    place(stack, symbol=symbol, side="BUY", price="101.00", quantity="0.5")
+    stack.drained(symbol)
     page.wait_for_selector('#feed-status[data-reconnects="1"]', timeout=WAIT_MS)
     page.wait_for_selector('#feed-status[data-state="live"]', timeout=WAIT_MS)
     assert len(control["sockets"]) == 2
+    page.locator('#tape tr[data-sequence="1"]').wait_for(timeout=WAIT_MS)
     place(stack, symbol=symbol, side="SELL", price="100.50", quantity="0.5")
     assert_screen_matches_rest(stack, page, symbol)
-    assert [row[0] for row in screen_book(page)["asks"]] == ["100.50", "101.00"]
+    assert screen_book(page)["asks"] == [["100.50", "0.500", "0.500"],
+                                         ["101.00", "1.500", "2.000"]]
 
 
 def test_read_only_node_shows_market_data_only(page, stack, read_only_web):

@@ -56,9 +56,11 @@ export class CandleChart {
   }
 }
 
-const bar = (c) => ({ time: c.time / 1000, open: c.open, high: c.high, low: c.low,
+// Candle times are ms since epoch in the API; the chart counts seconds.
+const seconds = (time) => (time > 1e11 ? time / 1000 : time);
+const bar = (c) => ({ time: seconds(c.time), open: c.open, high: c.high, low: c.low,
   close: c.close });
-const volumeBar = (c) => ({ time: c.time / 1000, value: c.volume,
+const volumeBar = (c) => ({ time: seconds(c.time), value: c.volume,
   color: c.close >= c.open ? "#1e4d3a" : "#5a2a2e" });
 
 /** Cumulative depth around the mid: bids step down to the left, asks to the right. */

@@ -6,9 +6,10 @@ import { parseFrame } from "./checksum.js";
 const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000];
 
 export class Feed {
-  constructor(url, { onState = () => {} } = {}) {
+  constructor(url, { onState = () => {}, onReopen = () => {} } = {}) {
     this.url = url;
     this.onState = onState;
+    this.onReopen = onReopen; // after a reconnect: what the socket missed comes from REST
     this.listeners = new Map(); // event -> [fn]
     this.subscriptions = new Map(); // key -> subscribe frame
     this.apiKey = null;
@@ -32,6 +33,7 @@ export class Feed {
       if (this.apiKey) this.send({ op: "auth", apiKey: this.apiKey });
       for (const frame of this.subscriptions.values()) this.send(frame);
       this.setState("live");
+      if (this.reconnects) this.onReopen();
     };
     socket.onmessage = (message) => this.dispatch(message.data);
     socket.onclose = () => {

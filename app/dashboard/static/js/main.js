@@ -31,7 +31,7 @@ const state = {
 };
 
 const feed = new Feed(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`,
-  { onState: showFeedState });
+  { onState: showFeedState, onReopen: catchUp });
 let chart = null;
 let orders = null;
 
@@ -148,10 +148,25 @@ feed.on("candles", (frame) => {
 });
 
 feed.on("order_status", (order) => orders && orders.upsert(order));
+feed.on("authenticated", (frame) => orders && (orders.accountId = frame.accountId));
 
 feed.on("error", (frame) => {
   if (frame.reqId === undefined) flash(`feed: ${frame.code} ${frame.message}`);
 });
+
+/** After a reconnect: the trades the socket missed (the book comes back as a snapshot). */
+async function catchUp() {
+  const m = state.market;
+  if (!m) return;
+  const { trades } = await get(`/api/trades/latest?${query({ symbol: m.symbol,
+    limit: TAPE_ROWS })}`);
+  if (state.market !== m) return;
+  const missed = trades.filter((t) => !state.tape.has(t.sequence)).reverse();
+  addToTape(missed);
+  state.history.push(...missed);
+  if (!features.ticker) renderTicker(tickerFromTrades(m.symbol, state.history, Date.now()));
+  if (orders) orders.load();
+}
 
 function addToTape(trades) {
   for (const trade of trades) state.tape.set(trade.sequence, trade);
@@ -295,6 +310,7 @@ function setupApiKey() {
   const box = $("apikey-box");
   const input = $("apikey");
   input.value = apiKey();
+  box.addEventListener("submit", (event) => { event.preventDefault(); input.blur(); });
   box.hidden = !features.authRequired;
   onUnauthorized.push(() => { box.hidden = false; });
   input.addEventListener("change", () => {
@@ -302,6 +318,7 @@ function setupApiKey() {
     const before = subscriptions(symbol);
     setApiKey(input.value.trim());
     feed.apiKey = apiKey() || null;
+    orders.accountId = feed.apiKey ? null : "anonymous"; // the socket's auth ack tells
     feed.restart(); // a fresh socket: auth first, then the subscriptions
     before.forEach((s) => feed.unsubscribe(s));
     subscriptions(symbol).forEach((s) => feed.subscribe(s));
@@ -317,6 +334,7 @@ async function start() {
   } else {
     orders = new Orders(features, { form: $("order-form"), result: $("order-result"),
       openBody: $("my-orders"), fillsBody: $("my-fills"), cancelAll: $("cancel-all") });
+    orders.accountId = apiKey() ? null : "anonymous";
     setupApiKey();
   }
   feed.apiKey = apiKey() || null;

@@ -20,6 +20,7 @@ export class Orders {
     this.open = new Map(); // id -> order
     this.filled = new Map(); // id -> filledQuantity seen
     this.fills = new Map(); // trade id -> {trade, side, role}
+    this.accountId = null; // whose orders are shown (null: whatever the node sends)
     // Stop orders wait as UNTRIGGERED where the engine has them (api.md section 7).
     this.openStatuses = [...OPEN].filter((s) => features.stopOrders || s !== "UNTRIGGERED");
     for (const option of form.querySelectorAll("option")) {
@@ -131,6 +132,8 @@ export class Orders {
   /** An order_status frame or a REST answer: keep it if open, drop it once final. */
   upsert(order, render = true) {
     if (!this.market || order.symbol !== this.market.symbol) return;
+    // order_status by symbol carries every account's orders on a node without auth
+    if (this.accountId && order.accountId && order.accountId !== this.accountId) return;
     const before = this.filled.get(order.id) ?? 0;
     this.filled.set(order.id, order.filledQuantity);
     if (OPEN.has(order.status)) this.open.set(order.id, order);
