@@ -388,3 +388,36 @@ def test_auth_node_asks_for_a_key_kept_in_the_tab_only(page, stack, auth_web):
     # Cancelled elsewhere: the authenticated order_status feed takes it off the page.
     assert http(auth_web, "DELETE", f"/api/orders/{order_id}", "key-ann")["id"] == order_id
     mine.first.wait_for(state="detached", timeout=WAIT_MS)
+
+
+def test_reduce_and_cancel_all_from_the_page(page, web, stack):
+    """Reduce where the node routes PATCH /api/orders/<id>; cancel all through DELETE
+    /api/orders?symbol= where routed, else one cancel per order: the same clicks."""
+    symbol = stack.symbol()
+    ids = [place(stack, symbol=symbol, side="SELL", price=price, quantity="2")["id"]
+           for price in ("101.00", "102.00")]
+    stack.drained(symbol)
+    open_page(page, web, symbol)
+    rows = page.locator("#my-orders tr.order")
+    rows.nth(1).wait_for(timeout=WAIT_MS)
+    features = page.evaluate("() => window.dashboard.features")
+    reduce_buttons = page.locator("#my-orders button.reduce")
+    if features["reduce"]:
+        row = page.locator(f'#my-orders tr[data-order-id="{ids[0]}"]')
+        row.locator("button.reduce").click()
+        row.locator("input").fill("0.5")
+        row.locator("input").press("Enter")
+        stack.drained(symbol)
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('#book-asks tr')].some("
+            "r => r.cells[0].textContent === '101.00' && r.cells[1].textContent === '0.500')",
+            timeout=WAIT_MS)
+        assert stack.client.get(f"/api/orders/{ids[0]}").get_json()["quantity"] == 0.5
+    else:
+        assert reduce_buttons.count() == 0
+    page.click("#cancel-all")
+    rows.first.wait_for(state="detached", timeout=WAIT_MS)
+    for order_id in ids:
+        assert stack.client.get(f"/api/orders/{order_id}").get_json()["status"] == "CANCELLED"
+    assert_screen_matches_rest(stack, page, symbol)
+    assert screen_book(page)["asks"] == []

@@ -188,9 +188,11 @@ function renderTicker(ticker) {
   state.ticker = ticker;
   $("t-last").textContent = fixed(ticker.lastPrice, m.priceDecimals);
   const change = $("t-change");
+  const sign = (x) => (x >= 0 ? "+" : "");
+  const percent = ticker.priceChangePercent ?? null;
   change.textContent = ticker.priceChange === null || ticker.priceChange === undefined ? "–"
-    : `${ticker.priceChange >= 0 ? "+" : ""}${fixed(ticker.priceChange, m.priceDecimals)} `
-      + `(${ticker.priceChangePercent >= 0 ? "+" : ""}${ticker.priceChangePercent.toFixed(2)} %)`;
+    : `${sign(ticker.priceChange)}${fixed(ticker.priceChange, m.priceDecimals)}`
+      + (percent === null ? "" : ` (${sign(percent)}${Number(percent).toFixed(2)} %)`);
   change.className = ticker.priceChange > 0 ? "side-BUY" : ticker.priceChange < 0
     ? "side-SELL" : "";
   $("t-high").textContent = fixed(ticker.high24h, m.priceDecimals);
