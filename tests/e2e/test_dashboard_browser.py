@@ -43,6 +43,7 @@ def _web(stack, tmp_path_factory, name: str, **env: str):
     log = tmp_path_factory.mktemp(name) / "gunicorn.log"
     proc = start_gunicorn(stack.url, port, log, MARKETS=json.dumps(market_pool()),
                           WEB_CONCURRENCY="1", GUNICORN_CMD_ARGS=f"--bind 127.0.0.1:{port}",
+                          RATE_LIMITS="off",  # the tests' bursts all come from 127.0.0.1
                           **env)
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: urllib.request.urlopen(f"{url}/api/health").status == 200,
