@@ -118,7 +118,7 @@ function renderBook() {
   $("book-spread").replaceChildren(
     el("span", { id: "best-bid", className: "side-BUY" }, fixed(bestBid, m.priceDecimals)),
     " · spread ", el("span", { id: "spread" }, fixed(spread, m.priceDecimals)),
-    spread === null ? "" : ` (${((spread / bestAsk) * 100).toFixed(3)} %) · `,
+    spread === null ? " · " : ` (${((spread / bestAsk) * 100).toFixed(2)}%) · `,
     el("span", { id: "best-ask", className: "side-SELL" }, fixed(bestAsk, m.priceDecimals)));
   drawDepth($("depth"), bids.slice(0, DEPTH_LEVELS), asks.slice(0, DEPTH_LEVELS),
     m.priceDecimals);
