@@ -259,6 +259,17 @@ def test_trade_from_rest_appears_in_tape(page, web, stack):
     assert row.get_attribute("class") == "BUY"  # the taker's side colours the row
     page.wait_for_function("() => document.getElementById('t-last').textContent === '101.50'",
                            timeout=WAIT_MS)
+    # The open candle follows the tape, in the interval chosen.
+    last_close = "() => window.dashboard.chart.series.data().at(-1)?.close"
+    page.wait_for_function(f"() => ({last_close})() === 101.5", timeout=WAIT_MS)
+    page.click('#intervals button[data-interval="5m"]')
+    assert page.get_attribute('#intervals button[data-interval="5m"]', "aria-pressed") == "true"
+    place(stack, symbol=symbol, side="SELL", price="101.25", quantity="0.2")
+    stack.client.post("/api/orders", json={"symbol": symbol, "side": "BUY",
+                                           "orderType": "MARKET", "quantity": "0.05"})
+    page.wait_for_function(f"() => ({last_close})() === 101.25", timeout=WAIT_MS)
+    bars = page.evaluate("() => window.dashboard.chart.series.data().map(b => b.time)")
+    assert all(bar % 300 == 0 for bar in bars)  # 5-minute buckets
 
 
 def test_order_from_form_rests_then_cancel_from_page(page, web, stack):

@@ -351,5 +351,6 @@ async function start() {
 }
 
 window.addEventListener("resize", scheduleRender); // the depth canvas follows its panel
-window.dashboard = { state, feed, features }; // for a look from the browser's console
+// For a look from the browser's console (and the browser tests).
+window.dashboard = { state, feed, features, get chart() { return chart; } };
 start();
