@@ -223,6 +223,9 @@ def test_book_on_screen_equals_rest_after_seeded_stream(page, web, stack, tmp_pa
     open_page(page, web, symbol)
     seed_stream(stack, symbol, 60, seed=16)
     assert_screen_matches_rest(stack, page, symbol)
+    # No resync on a healthy stream: every chain held, and every checksum the node sent
+    # (api.md section 10, where the node has them) matched the page's own.
+    assert page.get_attribute("#feed-status", "data-resyncs") == "0"
     # The page's checksum of its whole local book is the one defined on the JSON text.
     full = stack.client.get(f"/api/orderbook?symbol={symbol}&levels=25")
     local = page.evaluate("""async () => {
@@ -308,59 +311,109 @@ def test_order_from_form_rests_then_cancel_from_page(page, web, stack):
     assert screen_book(page)["bids"] == []
 
 
-def test_sequence_gap_and_dropped_socket_are_recovered(page, web, stack):
-    """The test sits between the page and /ws: it drops one book update (a real gap the
-    page must notice by prevSequence), then closes the socket under the page."""
-    symbol = stack.symbol()
-    control = {"drop_next_update": False, "dropped": 0, "sockets": []}
+class Relay:
+    """Sits between the page and /ws (Playwright's WebSocket routing): passes every frame
+    both ways, except that the test may change or drop the next book update. Its
+    callbacks run only inside Playwright calls."""
 
-    def relay(ws):
+    def __init__(self, page):
+        self.page = page
+        self.sockets = []  # (page side, server side) per connection
+        self.next_update = None  # frame -> frame, or None to drop it
+        self.touched = 0
+        page.route_web_socket("**/ws", self._connect)
+
+    def _connect(self, ws):
         server = ws.connect_to_server()
-        control["sockets"].append((ws, server))
+        self.sockets.append((ws, server))
+        server.on_message(lambda message: self._to_page(ws, message))
+        ws.on_message(server.send)
 
-        def to_page(message):
-            if control["drop_next_update"] and '"type":"update"' in message:
-                control["drop_next_update"] = False
-                control["dropped"] += 1
+    def _to_page(self, ws, message):
+        if self.next_update is not None and '"type":"update"' in message:
+            change, self.next_update = self.next_update, None
+            self.touched += 1
+            frame = change(json.loads(message))
+            if frame is None:
                 return
-            ws.send(message)
+            message = json.dumps(frame)
+        ws.send(message)
 
-        server.on_message(to_page)
-        ws.on_message(lambda message: server.send(message))
+    def wait_touched(self, count: int) -> None:
+        for _ in range(500):
+            if self.touched >= count:
+                return
+            self.page.wait_for_timeout(20)
+        raise TimeoutError(f"the relay saw {self.touched} updates, not {count}")
 
-    page.route_web_socket("**/ws", relay)
+    def drop_socket(self) -> None:
+        to_page, to_server = self.sockets[-1]
+        to_server.close()
+        to_page.close(code=1001, reason="test drops the socket")
+
+
+def test_sequence_gap_and_dropped_socket_are_recovered(page, web, stack):
+    """A book update dropped between the page and /ws is a real gap the page must notice
+    by prevSequence; then the socket is closed under the page."""
+    symbol = stack.symbol()
+    relay = Relay(page)
     open_page(page, web, symbol)
     place(stack, symbol=symbol, side="BUY", price="99.00", quantity="1")
     assert_screen_matches_rest(stack, page, symbol)
 
-    control["drop_next_update"] = True
+    relay.next_update = lambda frame: None
     place(stack, symbol=symbol, side="BUY", price="98.00", quantity="1")
     stack.drained(symbol)
-    for _ in range(500):  # the relay runs while Playwright waits: until it dropped one
-        if control["dropped"]:
-            break
-        page.wait_for_timeout(20)
+    relay.wait_touched(1)
     place(stack, symbol=symbol, side="SELL", price="101.00", quantity="2")
     page.wait_for_selector('#feed-status[data-resyncs="1"]', timeout=WAIT_MS)
-    assert control["dropped"] == 1
     assert_screen_matches_rest(stack, page, symbol)  # the fresh snapshot has 98.00 too
     assert [row[0] for row in screen_book(page)["bids"]] == ["99.00", "98.00"]
 
-    to_page, to_server = control["sockets"][-1]
-    to_server.close()
-    to_page.close(code=1001, reason="test drops the socket")
-    # A trade while the page has no socket (its new one waits for this relay, which
-    # runs only inside Playwright calls): the page fetches it after reconnecting.
+    relay.drop_socket()
+    # A trade while the page has no socket (its new one waits for the relay, which runs
+    # only inside Playwright calls): the page fetches it after reconnecting.
     place(stack, symbol=symbol, side="BUY", price="101.00", quantity="0.5")
     stack.drained(symbol)
     page.wait_for_selector('#feed-status[data-reconnects="1"]', timeout=WAIT_MS)
     page.wait_for_selector('#feed-status[data-state="live"]', timeout=WAIT_MS)
-    assert len(control["sockets"]) == 2
+    assert len(relay.sockets) == 2
     page.locator('#tape tr[data-sequence="1"]').wait_for(timeout=WAIT_MS)
     place(stack, symbol=symbol, side="SELL", price="100.50", quantity="0.5")
     assert_screen_matches_rest(stack, page, symbol)
     assert screen_book(page)["asks"] == [["100.50", "0.500", "0.500"],
                                          ["101.00", "1.500", "2.000"]]
+
+
+def test_book_checksums_are_verified(page, web, stack):
+    """Frames carrying api.md section 10's checksum: the relay writes the one Python
+    computes from the REST book at the same sequence (accepted), then a wrong one (the
+    page resubscribes). Nodes that send checksums themselves are checked the same way."""
+    symbol = stack.symbol()
+    relay = Relay(page)
+    open_page(page, web, symbol)
+    place(stack, symbol=symbol, side="BUY", price="99.00", quantity="1")
+    assert_screen_matches_rest(stack, page, symbol)
+
+    def rest_checksum() -> int:
+        text = stack.client.get(f"/api/orderbook?symbol={symbol}&levels=25").get_data(
+            as_text=True)
+        return python_checksum(text)
+
+    relay.next_update = lambda frame: {**frame, "checksum": rest_checksum()}
+    place(stack, symbol=symbol, side="SELL", price="101.00", quantity="2")
+    stack.drained(symbol)
+    relay.wait_touched(1)
+    assert_screen_matches_rest(stack, page, symbol)
+    assert page.evaluate("() => window.dashboard.state.book.verified") == 1
+    assert page.get_attribute("#feed-status", "data-resyncs") == "0"
+
+    relay.next_update = lambda frame: {**frame, "checksum": (rest_checksum() + 1) % 2**32}
+    place(stack, symbol=symbol, side="SELL", price="102.00", quantity="1")
+    stack.drained(symbol)
+    page.wait_for_selector('#feed-status[data-resyncs="1"]', timeout=WAIT_MS)
+    assert "checksum mismatch" in page.inner_text("#feed-status")
+    assert_screen_matches_rest(stack, page, symbol)
 
 
 def test_read_only_node_shows_market_data_only(page, stack, read_only_web):

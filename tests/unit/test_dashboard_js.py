@@ -117,13 +117,20 @@ const book = new LocalBook("X");
 const out = [book.applySnapshot(frames[0]), book.applyUpdate(frames[1]), book.sequence,
   book.asks().map((l) => [l.price, l.quantity]), book.applyUpdate(frames[2])];
 const bad = {{ ...frames[1], sequence: 10, prevSequence: 7, checksum: 1, changes: [] }};
-out.push(book.applyUpdate(bad));
+out.push(book.applyUpdate(bad), book.verified);
+const trusting = new LocalBook("X", {{ checksums: false }});
+trusting.applySnapshot(frames[0]);
+out.push(trusting.applyUpdate(bad), trusting.applyUpdate({{ ...bad, prevSequence: 5 }}));
 console.log(JSON.stringify(out));
 """
     got = run_js(script, "", "--harmony-json-parse-with-source")
     assert got[:4] == [None, None, 7, [[100.0, 0.3], [101.0, 0.5]]]
     assert got[4] == "sequence gap: expected prevSequence 7, got 8"
     assert got[5].startswith("checksum mismatch at 10")
+    assert got[6] == 1  # the one matching checksum
+    # Checksums off: the chain is still checked, a wrong checksum no longer is.
+    assert got[7] == "sequence gap: expected prevSequence 5, got 7"
+    assert got[8] is None
 
 
 def test_candles_and_ticker_from_trades():

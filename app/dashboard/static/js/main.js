@@ -13,6 +13,9 @@ const DEPTH_LEVELS = 60; // per side in the depth chart
 const TAPE_ROWS = 60;
 const HISTORY_TRADES = 1000; // trades behind the computed ticker and candles
 const FLASH_MS = 3000;
+// Fresh snapshots that still disagree with the server's checksum: the two compute it
+// differently, and resubscribing again would loop, so the page stops verifying them.
+const MAX_CHECKSUM_MISSES = 3;
 
 const $ = (id) => document.getElementById(id);
 const features = JSON.parse($("features").textContent);
@@ -27,6 +30,8 @@ const state = {
   candles: [], // only when candles are computed here
   ticker: null,
   resyncs: 0,
+  checksums: true, // verify book checksums
+  checksumMisses: 0, // in a row, with no matching checksum between
   flashUntil: 0,
 };
 
@@ -60,8 +65,16 @@ function flash(text) {
 function resync(reason) {
   state.resyncs += 1;
   $("feed-status").dataset.resyncs = state.resyncs;
-  flash(`resynced book (${reason})`);
-  state.book = new LocalBook(state.market.symbol); // ignores updates until the snapshot
+  const misses = reason.startsWith("checksum") && !state.book.verified;
+  state.checksumMisses = misses ? state.checksumMisses + 1 : 0;
+  if (state.checksumMisses >= MAX_CHECKSUM_MISSES) {
+    state.checksums = false;
+    flash("server checksums disagree with the book: no longer verified");
+  } else {
+    flash(`resynced book (${reason})`);
+  }
+  // The new book ignores updates until its snapshot arrives.
+  state.book = new LocalBook(state.market.symbol, { checksums: state.checksums });
   feed.subscribe({ channel: "orderbook", symbol: state.market.symbol });
 }
 
@@ -255,7 +268,7 @@ async function chooseMarket(symbol) {
   if (previous) subscriptions(previous.symbol).forEach((s) => feed.unsubscribe(s));
   const m = state.markets.get(symbol);
   state.market = m;
-  state.book = new LocalBook(symbol);
+  state.book = new LocalBook(symbol, { checksums: state.checksums });
   state.tape = new Map();
   state.history = [];
   $("book-asks").replaceChildren();
