@@ -28,7 +28,6 @@ const state = {
   history: [], // trades of the last 24 h-ish, for the computed ticker and candles
   interval: "1m",
   candles: [], // only when candles are computed here
-  ticker: null,
   resyncs: 0,
   checksums: true, // verify book checksums
   checksumMisses: 0, // in a row, with no matching checksum between
@@ -198,7 +197,6 @@ function addToTape(trades) {
 
 function renderTicker(ticker) {
   const m = state.market;
-  state.ticker = ticker;
   $("t-last").textContent = fixed(ticker.lastPrice, m.priceDecimals);
   const change = $("t-change");
   const sign = (x) => (x >= 0 ? "+" : "");
