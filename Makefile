@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 3000
 
-.PHONY: install run test lint bench load bench-pipeline bench-ws bench-market-data soak verify clean
+.PHONY: install run test lint bench load bench-pipeline bench-ws bench-market-data soak verify screenshot clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
@@ -12,7 +12,15 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-install: $(VENV)/.installed
+# The trading page's chart library (package.json, pinned by package-lock.json) and the
+# system Chromium its browser tests drive (Playwright is pointed at it; no browser download).
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || (apt-get update && apt-get install -y nodejs npm)
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
+install: $(VENV)/.installed node_modules/.installed
 
 # web gets $(PORT) (honcho numbers ports from -p in Procfile order).
 run: install
@@ -59,5 +67,9 @@ bench-ws: install
 bench-market-data: install
 	$(PY) -m bench.market_data_bench $(MD_BENCH_ARGS)
 
+# The README's picture of the trading page, taken by its browser test mid-stream.
+screenshot: install
+	DASHBOARD_SCREENSHOT=docs/dashboard.png $(PY) -m pytest -q tests/e2e/test_dashboard_browser.py -k seeded_stream
+
 clean:
-	rm -rf $(VENV) var logs .pytest_cache .hypothesis
+	rm -rf $(VENV) var logs .pytest_cache .hypothesis node_modules

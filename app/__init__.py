@@ -114,6 +114,10 @@ def create_app(settings: Settings | None = None, *,
 
     app.register_blueprint(asyncapi.bp)  # /api/asyncapi.json (the /ws protocol)
 
+    from app import dashboard
+
+    app.register_blueprint(dashboard.bp)  # the trading page at /
+
     from app import ws
 
     ws.init_app(app)

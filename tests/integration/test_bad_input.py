@@ -222,7 +222,7 @@ def test_cursors_from_the_service_still_work(client):
 # ---------------------------------------------------------------- routes and methods
 
 
-@pytest.mark.parametrize("path", ["/", "/api", "/api/order", "/api/orders/x/y",
+@pytest.mark.parametrize("path", ["/api", "/api/order", "/api/orders/x/y",
                                   "/api/orderbook/x", "/index.html", "/api/trades/latest/1"])
 def test_unknown_routes_are_404_json(check, path):
     check("GET", path, status=404, code="NOT_FOUND")
