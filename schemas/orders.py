@@ -9,6 +9,7 @@ order and trade the service publishes).
 from __future__ import annotations
 
 import re
+import time
 from decimal import Decimal, InvalidOperation
 
 from marshmallow import (
@@ -22,6 +23,7 @@ from marshmallow import (
 )
 
 from engine.types import (
+    STOP_TYPES,
     OrderType,
     Reason,
     SelfTradePrevention,
@@ -34,6 +36,8 @@ from settings import Settings
 
 _DECIMAL_TEXT = re.compile(r"^[0-9]{1,20}(\.[0-9]{1,20})?$")
 CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+GTD_MIN_AHEAD_MS = 1_000
+GTD_MAX_AHEAD_MS = 365 * 86_400_000
 
 
 class ExactDecimal(fields.Field):
@@ -93,6 +97,13 @@ class PlaceOrderSchema(StrictSchema):
                                     validate=validate.Regexp(CLIENT_ORDER_ID))
     self_trade_prevention = _enum(SelfTradePrevention, data_key="selfTradePrevention",
                                   load_default=SelfTradePrevention.NONE.value)
+    stop_price = ExactDecimal(data_key="stopPrice", load_default=None, allow_none=True,
+                              metadata={"description": "STOP_LIMIT / STOP_MARKET only: a BUY "
+                                        "triggers when the last trade >= it, a SELL when <=."})
+    expire_time = fields.Integer(data_key="expireTime", load_default=None, allow_none=True,
+                                 strict=True, metadata={
+                                     "description": "GTD only: ms since epoch, 1 s to 365 "
+                                                    "days ahead."})
 
     def __init__(self, settings: Settings | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -112,10 +123,38 @@ class PlaceOrderSchema(StrictSchema):
                 raise ValidationError("A MARKET order takes no price.", "price")
             if tif == TimeInForce.GTC:
                 raise ValidationError("A MARKET order is IOC or FOK.", "timeInForce")
-        elif data.get("price") is None:
-            raise ValidationError("A LIMIT order needs a price.", "price")
-        if data.get("post_only") and (order_type == OrderType.MARKET or tif not in (None, "GTC")):
+        elif data.get("price") is None and order_type != OrderType.STOP_MARKET:
+            raise ValidationError(f"A {order_type} order needs a price.", "price")
+        if data.get("post_only") and (order_type != OrderType.LIMIT or tif not in (None, "GTC")):
             raise ValidationError("postOnly is for GTC LIMIT orders only.", "postOnly")
+        self._stop_and_gtd_rules(data, order_type, tif)
+
+    @staticmethod
+    def _stop_and_gtd_rules(data, order_type, tif):
+        stop = order_type in STOP_TYPES
+        if stop and data.get("stop_price") is None:
+            raise ValidationError(f"A {order_type} order needs a stopPrice.", "stopPrice")
+        if not stop and data.get("stop_price") is not None:
+            raise ValidationError("stopPrice is for STOP_LIMIT and STOP_MARKET orders only.",
+                                  "stopPrice")
+        if order_type == OrderType.STOP_MARKET and data.get("price") is not None:
+            raise ValidationError("A STOP_MARKET order takes no price.", "price")
+        if stop and tif not in (None, "GTC"):
+            raise ValidationError("A stop order is GTC: it waits until triggered, then "
+                                  "enters as a GTC LIMIT or an IOC MARKET.", "timeInForce")
+        expire = data.get("expire_time")
+        if tif == "GTD":
+            if order_type != OrderType.LIMIT:
+                raise ValidationError("GTD is for LIMIT orders only.", "timeInForce")
+            if expire is None:
+                raise ValidationError("A GTD order needs an expireTime (ms since epoch).",
+                                      "expireTime")
+            now = int(time.time() * 1000)
+            if not now + GTD_MIN_AHEAD_MS <= expire <= now + GTD_MAX_AHEAD_MS:
+                raise ValidationError("expireTime must be at least 1 s and at most 365 days "
+                                      "ahead of the server time.", "expireTime")
+        elif expire is not None:
+            raise ValidationError("expireTime is for timeInForce GTD only.", "expireTime")
 
     @post_load
     def _to_integers(self, data, **kwargs):
@@ -130,6 +169,12 @@ class PlaceOrderSchema(StrictSchema):
                 price = market.to_ticks(data["price"])
             except ValueError as exc:
                 errors["price"] = [f"Price {exc}."]
+        stop_price = None
+        if data["stop_price"] is not None:
+            try:
+                stop_price = market.to_ticks(data["stop_price"])
+            except ValueError as exc:
+                errors["stopPrice"] = [f"Stop price {exc}."]
         try:
             quantity = market.to_lots(data["quantity"])
         except ValueError as exc:
@@ -148,7 +193,18 @@ class PlaceOrderSchema(StrictSchema):
             "post_only": data["post_only"],
             "client_order_id": data["client_order_id"],
             "self_trade_prevention": SelfTradePrevention(data["self_trade_prevention"]),
+            "stop_price": stop_price,
+            "expire_time": data["expire_time"],
+            "replaces_order_id": None,
         }
+
+
+class ReduceSchema(StrictSchema):
+    """``PATCH /api/orders/<id>`` body: the new total quantity (lots checked by the view,
+    which knows the order's market)."""
+
+    quantity = ExactDecimal(required=True, metadata={
+        "description": "The new total quantity: below the current one, a lot multiple, > 0."})
 
 
 class BatchSchema(StrictSchema):
@@ -165,12 +221,18 @@ class SymbolQuery(StrictSchema):
     symbol = fields.String(load_default=None)
 
 
+class NoQuery(StrictSchema):
+    """Endpoints that take no query argument: any one is a 400."""
+
+
 class WaitQuery(StrictSchema):
     wait = fields.Boolean(load_default=False)
     timeout = fields.Integer(load_default=5000, validate=validate.Range(min=0, max=30000))
 
 
 class OrdersQuery(SymbolQuery):
+    client_order_id = fields.String(data_key="clientOrderId", load_default=None, metadata={
+        "description": "Only the caller's order with this clientOrderId."})
     status = fields.String(load_default=None)
     type = _enum(Side, load_default=None)
     side = _enum(Side, load_default=None)
@@ -209,7 +271,8 @@ class BookQuery(SymbolQuery):
 
 def order_json(market: Market, *, id, account_id, side, order_type, time_in_force, post_only,
                price, quantity, filled, notional, status, reason, sequence, timestamp,
-               updated_at, client_order_id, self_trade_prevention) -> dict:
+               updated_at, client_order_id, self_trade_prevention, stop_price=None,
+               expire_time=None, replaces_order_id=None) -> dict:
     """The contract's Order object from integer state (all keyword arguments)."""
     final = status in ("FILLED", "CANCELLED", "REJECTED")
     return {
@@ -224,6 +287,9 @@ def order_json(market: Market, *, id, account_id, side, order_type, time_in_forc
         "postOnly": post_only,
         "selfTradePrevention": self_trade_prevention,
         "price": market.price(price),
+        "stopPrice": None if stop_price is None else market.price(stop_price),
+        "expireTime": expire_time,
+        "replacesOrderId": replaces_order_id or None,
         "quantity": market.quantity(quantity),
         "filledQuantity": market.quantity(filled),
         "remainingQuantity": 0.0 if final else market.quantity(quantity - filled),
@@ -270,6 +336,10 @@ class OrderSchema(Schema):
     postOnly = fields.Boolean()
     selfTradePrevention = _enum(SelfTradePrevention)
     price = fields.Float(allow_none=True, metadata={"example": 101.25})
+    stopPrice = fields.Float(allow_none=True, metadata={"description": "Stop orders only."})
+    expireTime = fields.Integer(allow_none=True, metadata={"description": "GTD only (ms)."})
+    replacesOrderId = fields.String(allow_none=True, metadata={
+        "description": "Set on an order placed by a replace: the order it replaced."})
     quantity = fields.Float()
     filledQuantity = fields.Float()
     remainingQuantity = fields.Float()
@@ -325,6 +395,26 @@ class BatchResultsSchema(Schema):
     results = fields.List(fields.Dict(), metadata={
         "description": "One entry per submitted order, in the same order: an Order, or an "
                        "Error object ({\"error\": {...}}) for an item that was rejected."})
+
+
+class CancelAllRequestsSchema(Schema):
+    requests = fields.List(fields.Dict(), metadata={
+        "description": "One queued cancel-all command per symbol: {\"symbol\", \"sequence\"}."})
+
+
+class CancelAllQuery(StrictSchema):
+    symbol = fields.String(load_default=None, metadata={
+        "description": "The market; every market when absent."})
+    wait = fields.Boolean(load_default=False)
+    timeout = fields.Integer(load_default=5000, validate=validate.Range(min=0, max=30000))
+
+
+class ClientIdQuery(WaitQuery):
+    symbol = fields.String(load_default=None)
+
+
+class ValidSchema(Schema):
+    valid = fields.Boolean(metadata={"example": True})
 
 
 class OrderListSchema(Schema):

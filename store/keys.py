@@ -18,6 +18,7 @@ committed in one MULTI/EXEC. Order and account keys are global.
 | sym:{S}:last                 | string | last trade price (ticks)                               |
 | sym:{S}:volume               | hash   | minute -> traded lots, for volume24h                   |
 | sym:{S}:heartbeat            | string | ms time of the matcher's last sign of life             |
+| sym:{S}:gtd                  | zset   | GTD order ids, score = expireTime (ms): the expiry sweep |
 | order:{id}                   | hash   | one order (ints: ticks, lots)                          |
 | order:{id}:fills             | list   | trade sequences the order took part in                 |
 | acct:{A}:n                   | string | the account's acceptance counter (INCR)                |
@@ -82,6 +83,10 @@ def volume(symbol: str) -> str:
 
 def heartbeat(symbol: str) -> str:
     return _sym(symbol, "heartbeat")
+
+
+def gtd(symbol: str) -> str:
+    return _sym(symbol, "gtd")
 
 
 def order(order_id: str) -> str:
