@@ -34,7 +34,8 @@ from engine.types import (
 from schemas.markets import Market, UnknownMarket, get_market
 from settings import Settings
 
-_DECIMAL_TEXT = re.compile(r"^[0-9]{1,20}(\.[0-9]{1,20})?$")
+# A sign is accepted so "-1" meets the same "> 0" rule as the JSON number -1.
+_DECIMAL_TEXT = re.compile(r"^-?[0-9]{1,20}(\.[0-9]{1,20})?$")
 CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 GTD_MIN_AHEAD_MS = 1_000
 GTD_MAX_AHEAD_MS = 365 * 86_400_000
@@ -94,7 +95,9 @@ class PlaceOrderSchema(StrictSchema):
     time_in_force = _enum(TimeInForce, data_key="timeInForce", load_default=None)
     post_only = StrictBoolean(data_key="postOnly", load_default=False)
     client_order_id = fields.String(data_key="clientOrderId", load_default=None,
-                                    validate=validate.Regexp(CLIENT_ORDER_ID))
+                                    validate=validate.Regexp(CLIENT_ORDER_ID, error=(
+                                        "Must be 1 to 64 characters, each a letter A-Z or "
+                                        "a-z, a digit, '_' or '-' (pattern {regex}).")))
     self_trade_prevention = _enum(SelfTradePrevention, data_key="selfTradePrevention",
                                   load_default=SelfTradePrevention.NONE.value)
     stop_price = ExactDecimal(data_key="stopPrice", load_default=None, allow_none=True,
@@ -109,15 +112,33 @@ class PlaceOrderSchema(StrictSchema):
         super().__init__(**kwargs)
         self.settings = settings or Settings()
 
-    @validates_schema
+    @validates_schema(skip_on_field_errors=False)
     def _rules(self, data, **kwargs):
+        """Cross-field rules. Run even when a field failed, so one answer names every
+        problem (``{}`` hears about quantity, side and price at once); rules about a field
+        that failed on its own are skipped (``data`` lacks it)."""
+        errors: dict[str, list[str]] = {}
+
+        def bad(field, message):
+            errors.setdefault(field, []).append(message)
+
         side, typ = data.get("side"), data.get("type")
-        if side is None and typ is None:
-            raise ValidationError("Missing data for required field.", "type")
+        if side is None and typ is None and "side" in data and "type" in data:
+            for name in ("type", "side"):
+                bad(name, "Missing data for required field: give type (or side), BUY or SELL.")
         if side and typ and side != typ:
-            raise ValidationError("'type' and 'side' disagree.", "side")
-        order_type = data.get("order_type")
-        tif = data.get("time_in_force")
+            bad("side", "'type' and 'side' disagree.")
+        if "order_type" in data and "time_in_force" in data and "price" in data:
+            try:
+                self._order_type_rules(data, data["order_type"], data["time_in_force"])
+            except ValidationError as err:
+                for field, messages in err.normalized_messages().items():
+                    for message in messages:
+                        bad(field, message)
+        if errors:
+            raise ValidationError(errors)
+
+    def _order_type_rules(self, data, order_type, tif):
         if order_type == OrderType.MARKET:
             if data.get("price") is not None:
                 raise ValidationError("A MARKET order takes no price.", "price")
@@ -127,7 +148,8 @@ class PlaceOrderSchema(StrictSchema):
             raise ValidationError(f"A {order_type} order needs a price.", "price")
         if data.get("post_only") and (order_type != OrderType.LIMIT or tif not in (None, "GTC")):
             raise ValidationError("postOnly is for GTC LIMIT orders only.", "postOnly")
-        self._stop_and_gtd_rules(data, order_type, tif)
+        if "stop_price" in data and "expire_time" in data:
+            self._stop_and_gtd_rules(data, order_type, tif)
 
     @staticmethod
     def _stop_and_gtd_rules(data, order_type, tif):
@@ -245,7 +267,10 @@ class OrdersQuery(SymbolQuery):
             statuses = [s.strip() for s in data["status"].split(",") if s.strip()]
             bad = [s for s in statuses if s not in Status.__members__]
             if bad or not statuses:
-                raise ValidationError(f"Unknown status {bad}.", "status")
+                named = ", ".join(repr(b) for b in bad) or "(empty)"
+                raise ValidationError(f"Unknown status {named}: use one or more of "
+                                      f"{', '.join(Status.__members__)}, comma-separated "
+                                      f"(upper case).", "status")
             data["status"] = set(statuses)
         if data["side"] and data["type"] and data["side"] != data["type"]:
             raise ValidationError("'type' and 'side' disagree.", "side")

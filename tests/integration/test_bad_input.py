@@ -345,3 +345,37 @@ def test_unknown_query_arguments_on_batch_are_400(client, r, resting, query):
 ])
 def test_wrong_methods_are_405_json(check, method, path):
     check(method, path, status=405, code="METHOD_NOT_ALLOWED")
+
+
+# ---------------------------------------------------------------- messages a new user meets
+
+
+def test_negative_quantity_as_string_or_number_gets_one_message(check):
+    as_text = check("POST", "/api/orders", json=good(quantity="-1"))["fields"]["quantity"]
+    as_number = check("POST", "/api/orders", json=good(quantity=-1))["fields"]["quantity"]
+    assert as_text == as_number and "greater than 0" in as_text[0]
+
+
+def test_every_missing_field_is_reported_at_once(check):
+    fields = check("POST", "/api/orders", json={})["fields"]
+    assert {"quantity", "type", "side", "price"} <= set(fields), fields
+    fields = check("POST", "/api/orders", json={"quantity": 1, "price": 1})["fields"]
+    assert set(fields) == {"type", "side"} and "side" in fields["side"][0]
+
+
+def test_unknown_status_message_names_the_valid_ones(check):
+    err = check("GET", "/api/orders?status=open")
+    message = err["fields"]["status"][0]
+    assert "['" not in message and "'open'" in message and "UNTRIGGERED" in message
+
+
+def test_client_order_id_message_says_the_rule(check):
+    message = check("POST", "/api/orders", json=good(clientOrderId="a b"))["fields"][
+        "clientOrderId"][0]
+    assert "64" in message and "A-Z" in message
+
+
+def test_413_names_the_limit(check, app):
+    blob = json.dumps({**GOOD, "pad": "x" * 300_000})
+    err = check("POST", "/api/orders", status=413, data=blob, content_type="application/json")
+    assert str(app.config["MAX_CONTENT_LENGTH"]) in err["message"]
