@@ -371,9 +371,11 @@ def check(cluster: Cluster, stats: LoadStats, result: RoundResult) -> RoundResul
             elif int(filled) > int(qty):
                 result.doubled += 1
                 result.details.append(f"order {oid} filled {filled} > quantity {qty}")
+        ops: Counter = Counter()
         for s in SYMBOLS:
-            seen = Counter(f.get("id") for _eid, f in r.xrange(keys.journal(s))
-                           if f.get("op") == "place")
+            entries = r.xrange(keys.journal(s))
+            ops.update(f.get("op") for _eid, f in entries)
+            seen = Counter(f.get("id") for _eid, f in entries if f.get("op") == "place")
             dup = [oid for oid, n in seen.items() if n > 1]
             result.doubled += len(dup)
             result.details.extend(f"{s}: order {oid} journaled twice" for oid in dup)
@@ -382,6 +384,7 @@ def check(cluster: Cluster, stats: LoadStats, result: RoundResult) -> RoundResul
             if n_trades != trade_seq:
                 result.doubled += 1
                 result.details.append(f"{s}: {n_trades} trades stored, trade seq {trade_seq}")
+        result.notes["journal_ops"] = dict(ops)  # so far: every kind of command is in it
         diffs = verify(r, cluster.settings)
         result.mismatches = len(diffs)
         result.details.extend(diffs[:20])
