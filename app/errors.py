@@ -60,7 +60,11 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(err: HTTPException):
         status = err.code or 500
-        return error_response(status, HTTP_CODES.get(status, "HTTP_ERROR"), err.description)
+        message = err.description
+        if status == 413:  # name the limit, not Werkzeug's generic text
+            message = (f"The request body is larger than the {app.config['MAX_CONTENT_LENGTH']}"
+                       f" bytes allowed.")
+        return error_response(status, HTTP_CODES.get(status, "HTTP_ERROR"), message)
 
     @app.errorhandler(redis.exceptions.ConnectionError)
     @app.errorhandler(redis.exceptions.TimeoutError)

@@ -5,7 +5,10 @@ Run: ``.venv/bin/python -m bench.engine_bench [--commands N]`` (``make bench``).
 Two runs of the same seeded mix (random.Random(42)): 55% GTC limits near the touch,
 10% IOC limit or MARKET, 30% cancels of resting orders, 5% FOK or postOnly.
   * shallow: a book kept at about 1,000 resting orders;
-  * deep: a book pre-filled with 100,000 orders over 10,000 price levels, kept there.
+  * deep: a book pre-filled with 100,000 orders over 10,000 price levels, kept there;
+  * manage: the shallow book with order management mixed in: of every 100 commands, 10
+    reduces and 5 replaces of resting orders and 5 stop orders (STOP_LIMIT / STOP_MARKET
+    a few ticks from the last price, so they trigger and cascade), the rest as above.
 Commands are generated beforehand by driving a scratch book (so cancels name orders that
 are really resting); the timed run replays them on a fresh, identical book, timing each
 ``apply()`` with ``time.perf_counter_ns``. The cyclic GC is frozen after setup and
@@ -28,6 +31,7 @@ from engine import (
     OrderBook,
     OrderType,
     PlaceOrder,
+    ReduceOrder,
     Side,
     TimeInForce,
     apply,
@@ -36,14 +40,17 @@ from engine import (
 MID = 1_000_000  # ticks
 BUY, SELL = Side.BUY, Side.SELL
 LIMIT, MARKET = OrderType.LIMIT, OrderType.MARKET
+STOP_LIMIT, STOP_MARKET = OrderType.STOP_LIMIT, OrderType.STOP_MARKET
 GTC, IOC, FOK = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK
 
 
 class Generator:
     """Produces the command mix against a scratch book that tracks what is resting."""
 
-    def __init__(self, rng: random.Random, target: int, spread: int) -> None:
+    def __init__(self, rng: random.Random, target: int, spread: int,
+                 manage: bool = False) -> None:
         self.rng = rng
+        self.manage = manage
         self.target = target
         self.spread = spread  # deep book: 1 GTC in 4 lands up to this many ticks away
         self.book = OrderBook("BENCH")
@@ -51,13 +58,14 @@ class Generator:
         self.next_id = 0
         self.ids: list[str] = []  # ids that may still rest (pruned lazily)
 
-    def _place(self, side, otype, tif, price, qty, post_only=False) -> PlaceOrder:
+    def _place(self, side, otype, tif, price, qty, post_only=False, stop=None,
+               replaces=None) -> PlaceOrder:  # fmt: skip
         self.seq += 1
         self.next_id += 1
         oid = f"o{self.next_id}"
         cmd = PlaceOrder(
             self.seq, 1_700_000_000_000 + self.seq, oid, side, otype, tif,
-            price, qty, "anonymous", post_only,
+            price, qty, "anonymous", post_only, stop_price=stop, replaces_order_id=replaces,
         )  # fmt: skip
         if tif is GTC:
             self.ids.append(oid)
@@ -76,17 +84,45 @@ class Generator:
                     out.append(cmd)
         return out
 
-    def _cancel(self) -> CancelOrder:
+    def _resting_id(self) -> str:
         rng, ids, orders = self.rng, self.ids, self.book.orders
-        self.seq += 1
         while ids:
             k = rng.randrange(len(ids))
             oid = ids[k]
             if oid in orders:
-                return CancelOrder(self.seq, 1_700_000_000_000 + self.seq, oid)
+                return oid
             ids[k] = ids[-1]
             ids.pop()
-        return CancelOrder(self.seq, 1_700_000_000_000 + self.seq, "unknown")
+        return "unknown"
+
+    def _cancel(self) -> CancelOrder:
+        oid = self._resting_id()
+        self.seq += 1
+        return CancelOrder(self.seq, 1_700_000_000_000 + self.seq, oid)
+
+    def _manage(self, r: float, side: Side, opp: int, sign: int):
+        """The order-management share of the ``manage`` mix (r in [0, 0.2))."""
+        rng = self.rng
+        if r < 0.10:  # reduce a resting order by a lot or two
+            oid = self._resting_id()
+            order = self.book.orders.get(oid)
+            qty = max(1, order.remaining - rng.randint(1, 2)) if order else 1
+            self.seq += 1
+            return ReduceOrder(self.seq, 1_700_000_000_000 + self.seq, oid, qty)
+        if r < 0.15:  # replace a resting order at a new price near the touch
+            oid = self._resting_id()
+            order = self.book.orders.get(oid)
+            side = order.side if order else side
+            opp = self.book.best_ask() if side is BUY else self.book.best_bid()
+            sign = 1 if side is BUY else -1
+            price = (opp or MID) - sign * rng.randint(0, 8)
+            return self._place(side, LIMIT, GTC, price, rng.randint(1, 10), replaces=oid)
+        last = self.book.last_price or opp
+        stop = last + sign * rng.randint(1, 4)
+        if rng.random() < 0.5:
+            return self._place(side, STOP_LIMIT, GTC, stop + sign * 2, rng.randint(1, 5),
+                               stop=stop)
+        return self._place(side, STOP_MARKET, GTC, None, rng.randint(1, 5), stop=stop)
 
     def next(self):
         rng, book = self.rng, self.book
@@ -101,6 +137,12 @@ class Generator:
         opp = ask if side is BUY else bid
         sign = 1 if side is BUY else -1
         size = len(book.orders)
+        if self.manage:
+            if r < 0.2:
+                cmd = self._manage(r, side, opp, sign)
+                apply(book, cmd)
+                return cmd
+            r = (r - 0.2) / 0.8  # the rest keeps today's proportions
         if r < 0.55:  # GTC limit near the touch; ~1 in 8 crosses by a tick or two
             offset = rng.randint(-1, 12)
             if self.spread and rng.random() < 0.25:
@@ -127,8 +169,8 @@ class Generator:
 
 
 def build(rng: random.Random, n: int, target: int, levels_per_side: int, per_level: int,
-          spread: int = 0):  # fmt: skip
-    gen = Generator(rng, target, spread)
+          spread: int = 0, manage: bool = False):  # fmt: skip
+    gen = Generator(rng, target, spread, manage)
     prefill = gen.prefill(levels_per_side, per_level)
     commands = [gen.next() for _ in range(n)]
     return prefill, commands, gen.book
@@ -210,6 +252,9 @@ def main(argv: list[str] | None = None) -> None:
     shallow = summarize("shallow", *timed_run(shallow_prefill, shallow_cmds), shallow_ref)
     del shallow_ref
     deep = summarize("deep", *timed_run(deep_prefill, deep_cmds), deep_ref)
+    del deep_ref, deep_prefill, deep_cmds
+    manage_prefill, manage_cmds, manage_ref = build(rng, n, 1_000, 50, 10, manage=True)
+    manage = summarize("manage", *timed_run(manage_prefill, manage_cmds), manage_ref)
     ratio = sum_or(deep) / sum_or(shallow)
     print(f"deep/shallow time per command: {ratio:.2f}")
     out = {
@@ -231,6 +276,10 @@ def main(argv: list[str] | None = None) -> None:
         "deep_apply_only_commands_per_second": deep["apply_only_commands_per_second"],
         "p999_us": shallow["p999_us"],
         "deep_p999_us": deep["p999_us"],
+        "manage_commands_per_second": manage["commands_per_second"],
+        "manage_cpu_commands_per_second": manage["cpu_commands_per_second"],
+        "manage_p50_us": manage["p50_us"],
+        "manage_p99_us": manage["p99_us"],
         "shallow_resting_end": shallow["resting_orders_end"],
         "deep_resting_end": deep["resting_orders_end"],
         "gc": "frozen after setup, disabled during timed loop",

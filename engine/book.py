@@ -19,6 +19,7 @@ from typing import Any
 from sortedcontainers import SortedList
 
 from .types import (
+    RANK_SHIFT,
     Order,
     OrderType,
     Reason,
@@ -61,8 +62,10 @@ class OrderBook:
     """The resting orders of one symbol, in price-time priority.
 
     ``last_sequence`` is the last applied command sequence, ``trade_sequence`` the last
-    trade sequence, ``orders`` the resting orders by id. Mutate it only through
-    ``engine.apply`` (or ``rest`` when rebuilding).
+    trade sequence, ``last_price`` the last trade price (None before the first trade),
+    ``orders`` the resting orders by id, ``stops`` the untriggered stop orders by id (not
+    in the book: a stop book per side, ordered by stop price then sequence). Mutate it
+    only through ``engine.apply`` (or ``rest`` / ``add_stop`` when rebuilding).
     """
 
     __slots__ = (
@@ -70,6 +73,10 @@ class OrderBook:
         "last_sequence",
         "trade_sequence",
         "orders",
+        "last_price",
+        "stops",
+        "_buy_stops",
+        "_sell_stops",
         "_bids",
         "_asks",
         "_bid_prices",
@@ -83,6 +90,12 @@ class OrderBook:
         self.last_sequence = 0
         self.trade_sequence = 0
         self.orders: dict[str, Order] = {}
+        self.last_price: int | None = None
+        self.stops: dict[str, Order] = {}
+        # (stop price, sequence, id), ascending: BUY stops trigger from the low end (last
+        # >= stop), SELL stops from the high end (last <= stop).
+        self._buy_stops = SortedList()
+        self._sell_stops = SortedList()
         self._bids: dict[int, Level] = {}
         self._asks: dict[int, Level] = {}
         self._bid_prices = SortedList()  # ascending; best bid is the last
@@ -168,9 +181,51 @@ class OrderBook:
             if self._best_bid is not None and order.price <= self._best_bid:
                 raise ValueError(f"ask {order.id} at {order.price} would cross")
             lv = self._asks.get(order.price)
-        if lv is not None and lv.queue and lv.queue[-1].sequence >= order.sequence:
+        if not order.rank:
+            order.rank = order.sequence << RANK_SHIFT
+        if lv is not None and lv.queue and lv.queue[-1].rank >= order.rank:
             raise ValueError(f"order {order.id} is out of sequence at its level")
         self._rest(order)
+
+    def add_stop(self, order: Order) -> None:
+        """File an untriggered stop order in its side's stop book. Cost: O(log n).
+
+        Raises ValueError unless it is UNTRIGGERED with a stop price and something left.
+        """
+        if order.id in self.stops or order.id in self.orders:
+            raise ValueError(f"order {order.id} is already in the book")
+        if order.stop_price is None or order.status != Status.UNTRIGGERED:
+            raise ValueError(f"order {order.id} is not an untriggered stop")
+        if order.quantity - order.filled <= 0:
+            raise ValueError(f"order {order.id} has nothing remaining")
+        self.stops[order.id] = order
+        self._stop_list(order.side).add((order.stop_price, order.sequence, order.id))
+
+    def remove_stop(self, order: Order) -> None:
+        """Take a stop out of the stop book (cancel, trigger). Cost: O(log n)."""
+        del self.stops[order.id]
+        self._stop_list(order.side).remove((order.stop_price, order.sequence, order.id))
+
+    def _stop_list(self, side: Side | str) -> SortedList:
+        return self._buy_stops if side == Side.BUY else self._sell_stops
+
+    def triggered_stops(self, low: int, high: int) -> list[Order]:
+        """The untriggered stops that a trade price in ``[low, high]`` reaches (BUY: stop
+        <= high; SELL: stop >= low), taken out of the stop book. Cost: O(log n + found)."""
+        found = []
+        for side_list, it in (
+            (self._buy_stops, self._buy_stops.irange(maximum=(high, float("inf")))),
+            (self._sell_stops, self._sell_stops.irange(minimum=(low,))),
+        ):
+            keys = list(it)
+            for key in keys:
+                side_list.remove(key)
+                found.append(self.stops.pop(key[2]))
+        return found
+
+    def stop_orders(self, side: Side | str) -> list[Order]:
+        """Untriggered stops of one side, by stop price then sequence. Cost: O(n)."""
+        return [self.stops[k[2]] for k in self._stop_list(side)]
 
     def _rest(self, order: Order) -> Level:
         """Append to the back of the level, creating it. No checks. Cost: O(1), O(log n)
@@ -226,11 +281,15 @@ class OrderBook:
         """
         orders = [_order_to_dict(o) for o in self.iter_orders(Side.BUY)]
         orders.extend(_order_to_dict(o) for o in self.iter_orders(Side.SELL))
+        stops = [_order_to_dict(o) for side in (Side.BUY, Side.SELL)
+                 for o in self.stop_orders(side)]
         return {
             "symbol": self.symbol,
             "last_sequence": self.last_sequence,
             "trade_sequence": self.trade_sequence,
+            "last_price": self.last_price,
             "orders": orders,
+            "stops": stops,
         }
 
     @classmethod
@@ -239,8 +298,12 @@ class OrderBook:
         book = cls(snapshot["symbol"])
         book.last_sequence = int(snapshot["last_sequence"])
         book.trade_sequence = int(snapshot["trade_sequence"])
+        last = snapshot.get("last_price")
+        book.last_price = None if last is None else int(last)
         for d in snapshot["orders"]:
             book.rest(_order_from_dict(d))
+        for d in snapshot.get("stops", ()):
+            book.add_stop(_order_from_dict(d))
         return book
 
     # ------------------------------------------------------------ invariants
@@ -274,9 +337,22 @@ class OrderBook:
                     assert self.orders.get(o.id) is o, f"{o.id}: not in the index"
                     assert o.id not in seen, f"{o.id}: rests twice"
                     seen.add(o.id)
-                    assert prev is None or prev < o.sequence, f"{o.id}: FIFO broken at {price}"
-                    prev = o.sequence
+                    assert prev is None or prev < o.rank, f"{o.id}: FIFO broken at {price}"
+                    prev = o.rank
         assert len(seen) == len(self.orders), "index holds orders that are not in a level"
+        listed = 0
+        for side in (Side.BUY, Side.SELL):
+            for o in self.stop_orders(side):
+                listed += 1
+                assert o.side == side, f"{o.id}: stop filed on the wrong side"
+                assert o.status == Status.UNTRIGGERED, f"{o.id}: stop book holds {o.status}"
+                assert o.id not in self.orders, f"{o.id}: both a stop and resting"
+                assert o.quantity - o.filled > 0, f"{o.id}: stop with nothing remaining"
+                last = self.last_price
+                if last is not None:  # an untriggered stop's condition cannot hold
+                    assert (last < o.stop_price if side == Side.BUY
+                            else last > o.stop_price), f"{o.id}: stop should have triggered"
+        assert listed == len(self.stops), "stop index and stop books disagree"
         if self._best_bid is not None and self._best_ask is not None:
             assert self._best_bid < self._best_ask, (
                 f"book crossed at rest: bid {self._best_bid} >= ask {self._best_ask}"

@@ -14,21 +14,41 @@ Event order for a PlaceOrder (the worker and the REST layer rely on it):
   * one LevelChanged per touched level (one whose totals changed: a fill, a self-trade
     cancel, the taker resting), either side, in order of first touch, with the level's
     final quantity and order count (0/0: the level is gone).
+
+The order-management commands (api.md section 7):
+  * CancelOrder / ExpireOrder -> [OrderUpdated(CANCELLED, USER_CANCELLED / EXPIRED),
+    LevelChanged] (no LevelChanged for an untriggered stop: it is not in the book)
+  * ReduceOrder -> [OrderUpdated(same status, new quantity), LevelChanged], in place
+  * CancelAll -> the events of one cancel per order of the account, in sequence order
+  * a replace (PlaceOrder with ``replaces_order_id``) -> the original's cancel events,
+    then the new order's; or only [OrderUpdated(REJECTED, ORIGINAL_NOT_OPEN)]
+  * a stop (STOP_LIMIT / STOP_MARKET) -> [OrderUpdated(UNTRIGGERED)] or
+    [OrderUpdated(REJECTED, STOP_WOULD_TRIGGER)]
+After any command whose trades reach untriggered stops: the triggered stops wait in one
+set; the one with the lowest sequence enters as a taker (LIMIT GTC / MARKET IOC, with the
+command's timestamp) and its events follow; stops its trades reach join the set; until
+the set is empty (``_run_triggered``).
 """
 
 from __future__ import annotations
 
+from heapq import heappop, heappush
+
 from .book import _GARBAGE_SLACK, OrderBook
 from .types import (
     ANONYMOUS,
+    RANK_SHIFT,
+    CancelAll,
     CancelOrder,
     Event,
+    ExpireOrder,
     LevelChanged,
     Order,
     OrderType,
     OrderUpdated,
     PlaceOrder,
     Reason,
+    ReduceOrder,
     SelfTradePrevention,
     Side,
     Status,
@@ -40,8 +60,13 @@ __all__ = ["apply"]
 
 _BUY = Side.BUY
 _GTC = TimeInForce.GTC
+_GTD = TimeInForce.GTD
+_IOC = TimeInForce.IOC
 _FOK = TimeInForce.FOK
 _LIMIT = OrderType.LIMIT
+_MARKET = OrderType.MARKET
+_STOP_LIMIT = OrderType.STOP_LIMIT
+_UNTRIGGERED = Status.UNTRIGGERED
 _STP_NONE = SelfTradePrevention.NONE
 _CANCEL_MAKER = SelfTradePrevention.CANCEL_MAKER
 _CANCEL_TAKER = SelfTradePrevention.CANCEL_TAKER
@@ -57,6 +82,9 @@ _NO_LIQUIDITY = Reason.NO_LIQUIDITY
 _FOK_NOT_FILLABLE = Reason.FOK_NOT_FILLABLE
 _POST_ONLY_WOULD_CROSS = Reason.POST_ONLY_WOULD_CROSS
 _STP_REASON = Reason.SELF_TRADE_PREVENTED
+_EXPIRED = Reason.EXPIRED
+_ORIGINAL_NOT_OPEN = Reason.ORIGINAL_NOT_OPEN
+_STOP_WOULD_TRIGGER = Reason.STOP_WOULD_TRIGGER
 
 
 def _fast_constructor(cls):
@@ -88,8 +116,9 @@ _Trade = _fast_constructor(TradeExecuted)
 _Level = _fast_constructor(LevelChanged)
 
 
-def apply(book: OrderBook, command: PlaceOrder | CancelOrder) -> list[Event]:
-    """Apply one command; return its events in order. Cost: O(log n + fills + touched levels).
+def apply(book: OrderBook, command) -> list[Event]:
+    """Apply one command; return its events in order. Cost: O(log n + fills + touched levels)
+    (CancelAll: O(resting orders)).
 
     Raises ValueError if ``command.sequence <= book.last_sequence`` (a caller bug: the
     journal hands out strictly increasing sequences) and TypeError for an unknown command;
@@ -102,30 +131,53 @@ def apply(book: OrderBook, command: PlaceOrder | CancelOrder) -> list[Event]:
         )
     cls = command.__class__
     if cls is PlaceOrder:
-        if command.order_id in book.orders:
+        if command.order_id in book.orders or command.order_id in book.stops:
             raise ValueError(f"{book.symbol}: order {command.order_id} is already resting")
         book.last_sequence = seq
-        return _place(book, command)
+        trades_before = book.trade_sequence
+        if command.replaces_order_id is None:
+            events = _place(book, command)
+        else:
+            events = _replace(book, command)
+        if book.stops and book.trade_sequence != trades_before:
+            _run_triggered(book, events, seq, command.timestamp)
+        return events
     if cls is CancelOrder:
         book.last_sequence = seq
-        return _cancel(book, command)
+        return _remove(book, command.order_id, _USER_CANCELLED, command.timestamp)
+    if cls is ReduceOrder:
+        book.last_sequence = seq
+        return _reduce(book, command)
+    if cls is ExpireOrder:
+        book.last_sequence = seq
+        return _remove(book, command.order_id, _EXPIRED, command.timestamp)
+    if cls is CancelAll:
+        book.last_sequence = seq
+        return _cancel_all(book, command)
     raise TypeError(f"not a command: {command!r}")
 
 
-def _cancel(book: OrderBook, cmd: CancelOrder) -> list[Event]:
-    """User cancel of a resting order; anything else is a no-op. Cost: O(1) amortised,
-    O(log n) when the level empties.
+def _remove(book: OrderBook, order_id: str, reason: Reason, ts: int) -> list[Event]:
+    """Cancel a resting order or an untriggered stop; anything else is a no-op.
+    Cost: O(1) amortised, O(log n) when the level empties or for a stop.
 
     Lazy deletion: the order is marked CANCELLED and the level totals fixed; it leaves
     the queue now only if it is at either end, otherwise when it reaches the head or
     when the queue is compacted (garbage > live orders + slack).
     """
-    order = book.orders.pop(cmd.order_id, None)
+    order = book.orders.pop(order_id, None)
     if order is None:
-        return []
-    ts = cmd.timestamp
+        order = book.stops.get(order_id)
+        if order is None:
+            return []
+        book.remove_stop(order)
+        order.status = _CANCELLED
+        order.reason = reason
+        order.updated_at = ts
+        return [_Updated(order, _CANCELLED, reason, order.filled, order.notional, ts,
+                         order.quantity)]
     order.status = _CANCELLED
-    order.reason = _USER_CANCELLED
+    order.reason = reason
     order.updated_at = ts
     lv = (book._bids if order.side == _BUY else book._asks)[order.price]
     qty = lv.quantity = lv.quantity - (order.quantity - order.filled)
@@ -145,9 +197,93 @@ def _cancel(book: OrderBook, cmd: CancelOrder) -> list[Event]:
     elif len(q) > 2 * count + _GARBAGE_SLACK:
         lv.compact()
     return [
-        _Updated(order, _CANCELLED, _USER_CANCELLED, order.filled, order.notional, ts),
+        _Updated(order, _CANCELLED, reason, order.filled, order.notional, ts, order.quantity),
         _Level(lv.side, lv.price, qty, count),
     ]
+
+
+def _reduce(book: OrderBook, cmd: ReduceOrder) -> list[Event]:
+    """Lower a resting or untriggered order's total quantity in place (its queue position
+    is untouched); down to or below what already filled cancels the rest. Cost: O(1)."""
+    order = book.orders.get(cmd.order_id) or book.stops.get(cmd.order_id)
+    new_qty = cmd.quantity
+    if order is None or new_qty >= order.quantity:
+        return []  # unknown, final, or not a reduction any more (an earlier reduce won)
+    ts = cmd.timestamp
+    if new_qty <= order.filled:
+        return _remove(book, order.id, _USER_CANCELLED, ts)
+    cut = order.quantity - new_qty
+    order.quantity = new_qty
+    order.updated_at = ts
+    update = _Updated(order, order.status, None, order.filled, order.notional, ts, new_qty)
+    if order.status is _UNTRIGGERED:
+        return [update]
+    lv = (book._bids if order.side == _BUY else book._asks)[order.price]
+    lv.quantity -= cut
+    return [update, _Level(lv.side, lv.price, lv.quantity, lv.count)]
+
+
+def _cancel_all(book: OrderBook, cmd: CancelAll) -> list[Event]:
+    """Cancel every resting order and untriggered stop of one account, by sequence."""
+    acct = cmd.account_id
+    mine = [o for o in book.orders.values() if o.account_id == acct]
+    mine.extend(o for o in book.stops.values() if o.account_id == acct)
+    mine.sort(key=_by_sequence)
+    events: list[Event] = []
+    for o in mine:
+        events.extend(_remove(book, o.id, _USER_CANCELLED, cmd.timestamp))
+    return events
+
+
+def _by_sequence(o: Order) -> int:
+    return o.sequence
+
+
+def _replace(book: OrderBook, cmd: PlaceOrder) -> list[Event]:
+    """Cancel the original and place the new order, in one command; if the original is no
+    longer resting or untriggered, the new order is REJECTED ORIGINAL_NOT_OPEN alone."""
+    original = cmd.replaces_order_id
+    if original not in book.orders and original not in book.stops:
+        taker = _new_order(cmd)
+        return _finish(taker, _REJECTED, _ORIGINAL_NOT_OPEN, cmd.timestamp)
+    events = _remove(book, original, _USER_CANCELLED, cmd.timestamp)
+    events.extend(_place(book, cmd))
+    return events
+
+
+def _run_triggered(book: OrderBook, events: list[Event], seq: int, ts: int) -> None:
+    """Trigger the stops that the trades in ``events`` reached and run them as takers, the
+    lowest sequence first, until no stop is left triggered. Appends to ``events``.
+
+    The k-th stop to enter ranks ``(seq << RANK_SHIFT) + k``: if it rests it queues behind
+    every order already at its price.
+    """
+    waiting: list[tuple[int, Order]] = []  # (sequence, order): a heap
+    start, k = 0, 0
+    while True:
+        low = high = None
+        for i in range(start, len(events)):
+            e = events[i]
+            if e.__class__ is TradeExecuted:
+                p = e.price
+                if low is None or p < low:
+                    low = p
+                if high is None or p > high:
+                    high = p
+        if low is not None and book.stops:
+            for stop in book.triggered_stops(low, high):
+                heappush(waiting, (stop.sequence, stop))
+        if not waiting:
+            return
+        _, stop = heappop(waiting)
+        k += 1
+        stop.rank = (seq << RANK_SHIFT) + k
+        stop.updated_at = ts
+        start = len(events)
+        if stop.order_type == _STOP_LIMIT:
+            events.extend(_match(book, stop, stop.price, _GTC, ts))
+        else:
+            events.extend(_match(book, stop, None, _IOC, ts))
 
 
 def _fok_fillable(book: OrderBook, taker: Order, price: int | None, stp_on: bool) -> bool:
@@ -189,21 +325,43 @@ def _fok_fillable(book: OrderBook, taker: Order, price: int | None, stp_on: bool
     return False
 
 
-def _place(book: OrderBook, cmd: PlaceOrder) -> list[Event]:
-    """Match an incoming order, then rest or cancel its remainder. See the module doc."""
+def _new_order(cmd: PlaceOrder) -> Order:
     ts = cmd.timestamp
-    side = cmd.side
-    price = cmd.price
-    qty = cmd.quantity
-    acct = cmd.account_id
-    stp = cmd.self_trade_prevention
-    tif = cmd.time_in_force
-    taker = Order(
-        cmd.order_id, side, cmd.order_type, tif, price, qty, cmd.sequence, ts,
-        acct, cmd.post_only, stp, cmd.client_order_id, 0, 0, _PENDING, None, ts,
+    return Order(
+        cmd.order_id, cmd.side, cmd.order_type, cmd.time_in_force, cmd.price, cmd.quantity,
+        cmd.sequence, ts, cmd.account_id, cmd.post_only, cmd.self_trade_prevention,
+        cmd.client_order_id, cmd.stop_price, cmd.expire_time, cmd.replaces_order_id,
+        cmd.sequence << RANK_SHIFT, 0, 0, _PENDING, None, ts,
     )  # fmt: skip
-    if cmd.order_type != _LIMIT:
-        price = None  # MARKET crosses everything
+
+
+def _place(book: OrderBook, cmd: PlaceOrder) -> list[Event]:
+    """A new order: a stop waits (or is rejected), anything else matches."""
+    taker = _new_order(cmd)
+    otype = cmd.order_type
+    tif = cmd.time_in_force
+    if otype == _LIMIT:
+        return _match(book, taker, cmd.price, _GTC if tif == _GTD else tif, cmd.timestamp)
+    if otype == _MARKET:
+        return _match(book, taker, None, tif, cmd.timestamp)
+    last = book.last_price
+    stop = cmd.stop_price
+    if last is not None and (last >= stop if cmd.side == _BUY else last <= stop):
+        return _finish(taker, _REJECTED, _STOP_WOULD_TRIGGER, cmd.timestamp)
+    taker.status = _UNTRIGGERED
+    book.add_stop(taker)
+    return [_Updated(taker, _UNTRIGGERED, None, 0, 0, cmd.timestamp, taker.quantity)]
+
+
+def _match(book: OrderBook, taker: Order, price: int | None, tif: TimeInForce,
+           ts: int) -> list[Event]:
+    """Match an incoming taker at ``price`` (None: MARKET) with ``tif`` (GTC rests the
+    remainder), then rest or cancel its remainder. See the module doc."""
+    side = taker.side
+    qty = taker.quantity
+    acct = taker.account_id
+    stp = taker.self_trade_prevention
+    taker_id = taker.id
     buy = side == _BUY
     if buy:
         best = book._best_ask
@@ -216,7 +374,8 @@ def _place(book: OrderBook, cmd: PlaceOrder) -> list[Event]:
         # Nothing to match (the common case for a GTC limit): rest or cancel right away.
         if tif == _GTC:
             if price is None:  # MARKET GTC is invalid upstream; never rest without a price
-                return _finish_cancel(taker, _NO_LIQUIDITY if best is None else _IOC_REMAINDER, ts)
+                return _finish(taker, _CANCELLED,
+                               _NO_LIQUIDITY if best is None else _IOC_REMAINDER, ts)
             taker.status = _OPEN
             lv = (book._bids if buy else book._asks).get(price)
             if lv is None:
@@ -224,23 +383,21 @@ def _place(book: OrderBook, cmd: PlaceOrder) -> list[Event]:
             lv.queue.append(taker)
             lv_qty = lv.quantity = lv.quantity + qty
             lv_count = lv.count = lv.count + 1
-            book.orders[cmd.order_id] = taker
+            book.orders[taker_id] = taker
             return [
-                _Updated(taker, _OPEN, None, 0, 0, ts),
+                _Updated(taker, _OPEN, None, 0, 0, ts, qty),
                 _Level(lv.side, price, lv_qty, lv_count),
             ]
         if tif == _FOK:
-            return _finish_cancel(taker, _FOK_NOT_FILLABLE, ts)
-        return _finish_cancel(taker, _NO_LIQUIDITY if best is None else _IOC_REMAINDER, ts)
+            return _finish(taker, _CANCELLED, _FOK_NOT_FILLABLE, ts)
+        return _finish(taker, _CANCELLED, _NO_LIQUIDITY if best is None else _IOC_REMAINDER, ts)
 
-    if cmd.post_only:
-        taker.status = _REJECTED
-        taker.reason = _POST_ONLY_WOULD_CROSS
-        return [_Updated(taker, _REJECTED, _POST_ONLY_WOULD_CROSS, 0, 0, ts)]
+    if taker.post_only:
+        return _finish(taker, _REJECTED, _POST_ONLY_WOULD_CROSS, ts)
 
     stp_on = stp != _STP_NONE and acct != ANONYMOUS
     if tif == _FOK and not _fok_fillable(book, taker, price, stp_on):
-        return _finish_cancel(taker, _FOK_NOT_FILLABLE, ts)
+        return _finish(taker, _CANCELLED, _FOK_NOT_FILLABLE, ts)
 
     # ---------------------------------------------------------------- matching loop
     if buy:
@@ -255,7 +412,6 @@ def _place(book: OrderBook, cmd: PlaceOrder) -> list[Event]:
     notional = 0
     trade_seq = book.trade_sequence
     orders = book.orders
-    taker_id = cmd.order_id
     stp_cancel = False
     while True:
         lv = levels[best]
@@ -273,9 +429,8 @@ def _place(book: OrderBook, cmd: PlaceOrder) -> list[Event]:
                     maker.status = _CANCELLED
                     maker.reason = _STP_REASON
                     maker.updated_at = ts
-                    append(
-                        _Updated(maker, _CANCELLED, _STP_REASON, maker.filled, maker.notional, ts)
-                    )
+                    append(_Updated(maker, _CANCELLED, _STP_REASON, maker.filled,
+                                    maker.notional, ts, maker.quantity))
                     if lv_count:
                         while q[0].status is _CANCELLED:
                             q.popleft()
@@ -289,6 +444,7 @@ def _place(book: OrderBook, cmd: PlaceOrder) -> list[Event]:
             fill = m_rem if m_rem < remaining else remaining
             trade_seq += 1
             value = best * fill
+            last_price = best
             append(_Trade(trade_seq, best, fill, maker.id, taker_id, side, ts))
             maker.filled += fill
             maker.notional += value
@@ -303,19 +459,20 @@ def _place(book: OrderBook, cmd: PlaceOrder) -> list[Event]:
                         q.popleft()
             else:
                 maker.status = _PARTIAL
-            append(_Updated(maker, maker.status, None, maker.filled, maker.notional, ts))
+            append(_Updated(maker, maker.status, None, maker.filled, maker.notional, ts,
+                            maker.quantity))
             lv_qty -= fill
             remaining -= fill
             filled += fill
             notional += value
             if remaining:
                 taker.status = _PARTIAL
-                append(_Updated(taker, _PARTIAL, None, filled, notional, ts))
+                append(_Updated(taker, _PARTIAL, None, filled, notional, ts, qty))
                 if lv_count:
                     continue
             else:
                 taker.status = _FILLED
-                append(_Updated(taker, _FILLED, None, filled, notional, ts))
+                append(_Updated(taker, _FILLED, None, filled, notional, ts, qty))
             break
         if lv_qty != lv.quantity:  # touched: something filled or was cancelled here
             touched.append(lv)
@@ -330,6 +487,8 @@ def _place(book: OrderBook, cmd: PlaceOrder) -> list[Event]:
         if best is None or (price is not None and (best > price if buy else best < price)):
             break
 
+    if trade_seq != book.trade_sequence:
+        book.last_price = last_price
     book.trade_sequence = trade_seq
     taker.filled = filled
     taker.notional = notional
@@ -340,7 +499,7 @@ def _place(book: OrderBook, cmd: PlaceOrder) -> list[Event]:
         elif tif == _GTC and price is not None:
             if not filled:
                 taker.status = _OPEN
-                append(_Updated(taker, _OPEN, None, 0, 0, ts))
+                append(_Updated(taker, _OPEN, None, 0, 0, ts, qty))
             touched.append(book._rest(taker))
             reason = None
         else:
@@ -348,14 +507,15 @@ def _place(book: OrderBook, cmd: PlaceOrder) -> list[Event]:
         if reason is not None:
             taker.status = _CANCELLED
             taker.reason = reason
-            append(_Updated(taker, _CANCELLED, reason, filled, notional, ts))
+            append(_Updated(taker, _CANCELLED, reason, filled, notional, ts, qty))
     for lv in touched:
         append(_Level(lv.side, lv.price, lv.quantity, lv.count))
     return events
 
 
-def _finish_cancel(taker: Order, reason: Reason, ts: int) -> list[Event]:
-    """Cancel a taker that never touched the book. Cost: O(1)."""
-    taker.status = _CANCELLED
+def _finish(taker: Order, status: Status, reason: Reason, ts: int) -> list[Event]:
+    """Cancel or reject a taker that never touched the book. Cost: O(1)."""
+    taker.status = status
     taker.reason = reason
-    return [_Updated(taker, _CANCELLED, reason, 0, 0, ts)]
+    taker.updated_at = ts
+    return [_Updated(taker, status, reason, taker.filled, taker.notional, ts, taker.quantity)]

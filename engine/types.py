@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 ANONYMOUS = "anonymous"
+# Queue priority inside a price level. A plain order ranks ``sequence << RANK_SHIFT``; a
+# triggered stop ranks ``(trigger command's sequence << RANK_SHIFT) + k`` for the k-th stop
+# that command triggered, so it queues behind every order already at its price.
+RANK_SHIFT = 20
 
 
 class Side(StrEnum):
@@ -22,16 +26,23 @@ class Side(StrEnum):
 class OrderType(StrEnum):
     LIMIT = "LIMIT"
     MARKET = "MARKET"
+    STOP_LIMIT = "STOP_LIMIT"  # waits UNTRIGGERED, then enters as a GTC LIMIT
+    STOP_MARKET = "STOP_MARKET"  # waits UNTRIGGERED, then enters as an IOC MARKET
+
+
+STOP_TYPES = frozenset({OrderType.STOP_LIMIT, OrderType.STOP_MARKET})
 
 
 class TimeInForce(StrEnum):
     GTC = "GTC"
     IOC = "IOC"
     FOK = "FOK"
+    GTD = "GTD"  # rests like GTC until an ExpireOrder command (journaled by the worker)
 
 
 class Status(StrEnum):
     PENDING = "PENDING"
+    UNTRIGGERED = "UNTRIGGERED"  # a stop order waiting for its stop price
     OPEN = "OPEN"
     PARTIAL = "PARTIAL"
     FILLED = "FILLED"
@@ -49,6 +60,9 @@ class Reason(StrEnum):
     FOK_NOT_FILLABLE = "FOK_NOT_FILLABLE"
     POST_ONLY_WOULD_CROSS = "POST_ONLY_WOULD_CROSS"
     SELF_TRADE_PREVENTED = "SELF_TRADE_PREVENTED"
+    ORIGINAL_NOT_OPEN = "ORIGINAL_NOT_OPEN"  # a replace whose original was already final
+    STOP_WOULD_TRIGGER = "STOP_WOULD_TRIGGER"  # a stop whose condition held on arrival
+    EXPIRED = "EXPIRED"  # a GTD order past its expireTime
 
 
 class SelfTradePrevention(StrEnum):
@@ -77,6 +91,9 @@ class PlaceOrder:
     post_only: bool = False
     self_trade_prevention: SelfTradePrevention = SelfTradePrevention.NONE
     client_order_id: str | None = None
+    stop_price: int | None = None  # ticks; STOP_LIMIT / STOP_MARKET only
+    expire_time: int | None = None  # ms; GTD only (carried for the order's JSON)
+    replaces_order_id: str | None = None  # a replace: cancel this one first (same command)
 
 
 @dataclass(slots=True, frozen=True)
@@ -88,7 +105,38 @@ class CancelOrder:
     order_id: str
 
 
-Command = PlaceOrder | CancelOrder
+@dataclass(slots=True, frozen=True)
+class ExpireOrder:
+    """Cancel a GTD order with reason EXPIRED (journaled by the worker's clock, not the
+    engine's: the engine has none). Unknown or final orders: no effect, no event."""
+
+    sequence: int
+    timestamp: int
+    order_id: str
+
+
+@dataclass(slots=True, frozen=True)
+class ReduceOrder:
+    """Reduce a resting or untriggered order to the new total ``quantity`` (lots), keeping
+    its place in the queue; ``quantity <= filled`` cancels the rest. A reduce that would
+    not lower the quantity, or that reaches an unknown or final order, changes nothing."""
+
+    sequence: int
+    timestamp: int
+    order_id: str
+    quantity: int
+
+
+@dataclass(slots=True, frozen=True)
+class CancelAll:
+    """Cancel every resting and untriggered order of one account, in sequence order."""
+
+    sequence: int
+    timestamp: int
+    account_id: str
+
+
+Command = PlaceOrder | CancelOrder | ExpireOrder | ReduceOrder | CancelAll
 
 
 # ---------------------------------------------------------------- state
@@ -110,6 +158,10 @@ class Order:
     post_only: bool = False
     self_trade_prevention: SelfTradePrevention = SelfTradePrevention.NONE
     client_order_id: str | None = None
+    stop_price: int | None = None
+    expire_time: int | None = None
+    replaces_order_id: str | None = None
+    rank: int = 0  # place in its price queue: sequence << RANK_SHIFT, see below
     filled: int = 0
     notional: int = 0  # sum of price * quantity over fills (ticks * lots): the average price
     status: Status = Status.PENDING
@@ -138,6 +190,7 @@ class OrderUpdated:
     filled: int
     notional: int
     updated_at: int
+    quantity: int  # the order's total quantity then (a reduce lowers it)
 
 
 @dataclass(slots=True, frozen=True)

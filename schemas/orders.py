@@ -9,6 +9,7 @@ order and trade the service publishes).
 from __future__ import annotations
 
 import re
+import time
 from decimal import Decimal, InvalidOperation
 
 from marshmallow import (
@@ -22,6 +23,7 @@ from marshmallow import (
 )
 
 from engine.types import (
+    STOP_TYPES,
     OrderType,
     Reason,
     SelfTradePrevention,
@@ -32,8 +34,11 @@ from engine.types import (
 from schemas.markets import Market, UnknownMarket, get_market
 from settings import Settings
 
-_DECIMAL_TEXT = re.compile(r"^[0-9]{1,20}(\.[0-9]{1,20})?$")
+# A sign is accepted so "-1" meets the same "> 0" rule as the JSON number -1.
+_DECIMAL_TEXT = re.compile(r"^-?[0-9]{1,20}(\.[0-9]{1,20})?$")
 CLIENT_ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+GTD_MIN_AHEAD_MS = 1_000
+GTD_MAX_AHEAD_MS = 365 * 86_400_000
 
 
 class ExactDecimal(fields.Field):
@@ -90,32 +95,88 @@ class PlaceOrderSchema(StrictSchema):
     time_in_force = _enum(TimeInForce, data_key="timeInForce", load_default=None)
     post_only = StrictBoolean(data_key="postOnly", load_default=False)
     client_order_id = fields.String(data_key="clientOrderId", load_default=None,
-                                    validate=validate.Regexp(CLIENT_ORDER_ID))
+                                    validate=validate.Regexp(CLIENT_ORDER_ID, error=(
+                                        "Must be 1 to 64 characters, each a letter A-Z or "
+                                        "a-z, a digit, '_' or '-' (pattern {regex}).")))
     self_trade_prevention = _enum(SelfTradePrevention, data_key="selfTradePrevention",
                                   load_default=SelfTradePrevention.NONE.value)
+    stop_price = ExactDecimal(data_key="stopPrice", load_default=None, allow_none=True,
+                              metadata={"description": "STOP_LIMIT / STOP_MARKET only: a BUY "
+                                        "triggers when the last trade >= it, a SELL when <=."})
+    expire_time = fields.Integer(data_key="expireTime", load_default=None, allow_none=True,
+                                 strict=True, metadata={
+                                     "description": "GTD only: ms since epoch, 1 s to 365 "
+                                                    "days ahead."})
 
     def __init__(self, settings: Settings | None = None, **kwargs):
         super().__init__(**kwargs)
         self.settings = settings or Settings()
 
-    @validates_schema
+    @validates_schema(skip_on_field_errors=False)
     def _rules(self, data, **kwargs):
+        """Cross-field rules. Run even when a field failed, so one answer names every
+        problem (``{}`` hears about quantity, side and price at once); rules about a field
+        that failed on its own are skipped (``data`` lacks it)."""
+        errors: dict[str, list[str]] = {}
+
+        def bad(field, message):
+            errors.setdefault(field, []).append(message)
+
         side, typ = data.get("side"), data.get("type")
-        if side is None and typ is None:
-            raise ValidationError("Missing data for required field.", "type")
+        if side is None and typ is None and "side" in data and "type" in data:
+            for name in ("type", "side"):
+                bad(name, "Missing data for required field: give type (or side), BUY or SELL.")
         if side and typ and side != typ:
-            raise ValidationError("'type' and 'side' disagree.", "side")
-        order_type = data.get("order_type")
-        tif = data.get("time_in_force")
+            bad("side", "'type' and 'side' disagree.")
+        if "order_type" in data and "time_in_force" in data and "price" in data:
+            try:
+                self._order_type_rules(data, data["order_type"], data["time_in_force"])
+            except ValidationError as err:
+                for field, messages in err.normalized_messages().items():
+                    for message in messages:
+                        bad(field, message)
+        if errors:
+            raise ValidationError(errors)
+
+    def _order_type_rules(self, data, order_type, tif):
         if order_type == OrderType.MARKET:
             if data.get("price") is not None:
                 raise ValidationError("A MARKET order takes no price.", "price")
             if tif == TimeInForce.GTC:
                 raise ValidationError("A MARKET order is IOC or FOK.", "timeInForce")
-        elif data.get("price") is None:
-            raise ValidationError("A LIMIT order needs a price.", "price")
-        if data.get("post_only") and (order_type == OrderType.MARKET or tif not in (None, "GTC")):
+        elif data.get("price") is None and order_type != OrderType.STOP_MARKET:
+            raise ValidationError(f"A {order_type} order needs a price.", "price")
+        if data.get("post_only") and (order_type != OrderType.LIMIT or tif not in (None, "GTC")):
             raise ValidationError("postOnly is for GTC LIMIT orders only.", "postOnly")
+        if "stop_price" in data and "expire_time" in data:
+            self._stop_and_gtd_rules(data, order_type, tif)
+
+    @staticmethod
+    def _stop_and_gtd_rules(data, order_type, tif):
+        stop = order_type in STOP_TYPES
+        if stop and data.get("stop_price") is None:
+            raise ValidationError(f"A {order_type} order needs a stopPrice.", "stopPrice")
+        if not stop and data.get("stop_price") is not None:
+            raise ValidationError("stopPrice is for STOP_LIMIT and STOP_MARKET orders only.",
+                                  "stopPrice")
+        if order_type == OrderType.STOP_MARKET and data.get("price") is not None:
+            raise ValidationError("A STOP_MARKET order takes no price.", "price")
+        if stop and tif not in (None, "GTC"):
+            raise ValidationError("A stop order is GTC: it waits until triggered, then "
+                                  "enters as a GTC LIMIT or an IOC MARKET.", "timeInForce")
+        expire = data.get("expire_time")
+        if tif == "GTD":
+            if order_type != OrderType.LIMIT:
+                raise ValidationError("GTD is for LIMIT orders only.", "timeInForce")
+            if expire is None:
+                raise ValidationError("A GTD order needs an expireTime (ms since epoch).",
+                                      "expireTime")
+            now = int(time.time() * 1000)
+            if not now + GTD_MIN_AHEAD_MS <= expire <= now + GTD_MAX_AHEAD_MS:
+                raise ValidationError("expireTime must be at least 1 s and at most 365 days "
+                                      "ahead of the server time.", "expireTime")
+        elif expire is not None:
+            raise ValidationError("expireTime is for timeInForce GTD only.", "expireTime")
 
     @post_load
     def _to_integers(self, data, **kwargs):
@@ -130,6 +191,12 @@ class PlaceOrderSchema(StrictSchema):
                 price = market.to_ticks(data["price"])
             except ValueError as exc:
                 errors["price"] = [f"Price {exc}."]
+        stop_price = None
+        if data["stop_price"] is not None:
+            try:
+                stop_price = market.to_ticks(data["stop_price"])
+            except ValueError as exc:
+                errors["stopPrice"] = [f"Stop price {exc}."]
         try:
             quantity = market.to_lots(data["quantity"])
         except ValueError as exc:
@@ -148,7 +215,18 @@ class PlaceOrderSchema(StrictSchema):
             "post_only": data["post_only"],
             "client_order_id": data["client_order_id"],
             "self_trade_prevention": SelfTradePrevention(data["self_trade_prevention"]),
+            "stop_price": stop_price,
+            "expire_time": data["expire_time"],
+            "replaces_order_id": None,
         }
+
+
+class ReduceSchema(StrictSchema):
+    """``PATCH /api/orders/<id>`` body: the new total quantity (lots checked by the view,
+    which knows the order's market)."""
+
+    quantity = ExactDecimal(required=True, metadata={
+        "description": "The new total quantity: below the current one, a lot multiple, > 0."})
 
 
 class BatchSchema(StrictSchema):
@@ -165,6 +243,10 @@ class SymbolQuery(StrictSchema):
     symbol = fields.String(load_default=None)
 
 
+class NoQuery(StrictSchema):
+    """Endpoints that take no query argument: any one is a 400."""
+
+
 class WaitQuery(StrictSchema):
     wait = fields.Boolean(load_default=False, metadata={
         "description": "true: wait for the matcher to process the command before answering."})
@@ -174,6 +256,8 @@ class WaitQuery(StrictSchema):
 
 
 class OrdersQuery(SymbolQuery):
+    client_order_id = fields.String(data_key="clientOrderId", load_default=None, metadata={
+        "description": "Only the caller's order with this clientOrderId."})
     status = fields.String(load_default=None)
     type = _enum(Side, load_default=None)
     side = _enum(Side, load_default=None)
@@ -186,7 +270,10 @@ class OrdersQuery(SymbolQuery):
             statuses = [s.strip() for s in data["status"].split(",") if s.strip()]
             bad = [s for s in statuses if s not in Status.__members__]
             if bad or not statuses:
-                raise ValidationError(f"Unknown status {bad}.", "status")
+                named = ", ".join(repr(b) for b in bad) or "(empty)"
+                raise ValidationError(f"Unknown status {named}: use one or more of "
+                                      f"{', '.join(Status.__members__)}, comma-separated "
+                                      f"(upper case).", "status")
             data["status"] = set(statuses)
         if data["side"] and data["type"] and data["side"] != data["type"]:
             raise ValidationError("'type' and 'side' disagree.", "side")
@@ -212,7 +299,8 @@ class BookQuery(SymbolQuery):
 
 def order_json(market: Market, *, id, account_id, side, order_type, time_in_force, post_only,
                price, quantity, filled, notional, status, reason, sequence, timestamp,
-               updated_at, client_order_id, self_trade_prevention) -> dict:
+               updated_at, client_order_id, self_trade_prevention, stop_price=None,
+               expire_time=None, replaces_order_id=None) -> dict:
     """The contract's Order object from integer state (all keyword arguments)."""
     final = status in ("FILLED", "CANCELLED", "REJECTED")
     return {
@@ -227,6 +315,9 @@ def order_json(market: Market, *, id, account_id, side, order_type, time_in_forc
         "postOnly": post_only,
         "selfTradePrevention": self_trade_prevention,
         "price": market.price(price),
+        "stopPrice": None if stop_price is None else market.price(stop_price),
+        "expireTime": expire_time,
+        "replacesOrderId": replaces_order_id or None,
         "quantity": market.quantity(quantity),
         "filledQuantity": market.quantity(filled),
         "remainingQuantity": 0.0 if final else market.quantity(quantity - filled),
@@ -273,6 +364,10 @@ class OrderSchema(Schema):
     postOnly = fields.Boolean()
     selfTradePrevention = _enum(SelfTradePrevention)
     price = fields.Float(allow_none=True, metadata={"example": 101.25})
+    stopPrice = fields.Float(allow_none=True, metadata={"description": "Stop orders only."})
+    expireTime = fields.Integer(allow_none=True, metadata={"description": "GTD only (ms)."})
+    replacesOrderId = fields.String(allow_none=True, metadata={
+        "description": "Set on an order placed by a replace: the order it replaced."})
     quantity = fields.Float()
     filledQuantity = fields.Float()
     remainingQuantity = fields.Float()
@@ -328,6 +423,26 @@ class BatchResultsSchema(Schema):
     results = fields.List(fields.Dict(), metadata={
         "description": "One entry per submitted order, in the same order: an Order, or an "
                        "Error object ({\"error\": {...}}) for an item that was rejected."})
+
+
+class CancelAllRequestsSchema(Schema):
+    requests = fields.List(fields.Dict(), metadata={
+        "description": "One queued cancel-all command per symbol: {\"symbol\", \"sequence\"}."})
+
+
+class CancelAllQuery(StrictSchema):
+    symbol = fields.String(load_default=None, metadata={
+        "description": "The market; every market when absent."})
+    wait = fields.Boolean(load_default=False)
+    timeout = fields.Integer(load_default=5000, validate=validate.Range(min=0, max=30000))
+
+
+class ClientIdQuery(WaitQuery):
+    symbol = fields.String(load_default=None)
+
+
+class ValidSchema(Schema):
+    valid = fields.Boolean(metadata={"example": True})
 
 
 class OrderListSchema(Schema):

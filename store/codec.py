@@ -11,19 +11,28 @@
 | post     | 1 / 0                           | ts       | accepted at (ms)              |
 | stp      | SelfTradePrevention             | upd      | last change (ms)              |
 | coid     | clientOrderId or ''             | rid      | request id (journal only)     |
-| n        | the account's acceptance number |          |                               |
-| price    | ticks, '' for MARKET            |          |                               |
+| n        | the account's acceptance number | oqty     | quantity as placed (lots)     |
+| price    | ticks, '' for MARKET            | stop     | stop price (ticks) or ''      |
+| exp      | GTD expireTime (ms) or ''       | rep      | replaced order id or ''       |
+| rank     | queue priority (engine.RANK_SHIFT; a triggered stop's differs)  |       |
+
+Journal entries: ``op`` is place (the order fields), cancel / expire (``id``), reduce
+(``id``, ``qty``: the new total) or cancel_all (``acct``); every entry has ``ts``.
 """
 
 from __future__ import annotations
 
 from engine.types import (
+    RANK_SHIFT,
+    CancelAll,
     CancelOrder,
     Command,
+    ExpireOrder,
     Order,
     OrderType,
     PlaceOrder,
     Reason,
+    ReduceOrder,
     SelfTradePrevention,
     Side,
     Status,
@@ -36,20 +45,34 @@ from schemas.orders import order_json
 def order_fields(order_id: str, account: str, request: dict, request_id: str) -> list[str]:
     """Flat field/value list of a new order (journal entry and order hash share it)."""
     price = request["price"]
+    stop, exp = request.get("stop_price"), request.get("expire_time")
     return [
         "id", order_id, "sym", request["symbol"], "acct", account,
         "side", request["side"].value, "otype", request["order_type"].value,
         "tif", request["time_in_force"].value, "post", "1" if request["post_only"] else "0",
         "stp", request["self_trade_prevention"].value, "coid", request["client_order_id"] or "",
         "price", "" if price is None else str(price), "qty", str(request["quantity"]),
+        "oqty", str(request["quantity"]), "stop", "" if stop is None else str(stop),
+        "exp", "" if exp is None else str(exp), "rep", request.get("replaces_order_id") or "",
         "rid", request_id,
     ]
 
 
+def _int_or_none(value: str | None) -> int | None:
+    return int(value) if value else None
+
+
 def command_from_entry(sequence: int, f: dict[str, str]) -> Command:
     """A journal entry (stream fields) as an engine command."""
-    if f["op"] == "cancel":
+    op = f["op"]
+    if op == "cancel":
         return CancelOrder(sequence=sequence, timestamp=int(f["ts"]), order_id=f["id"])
+    if op == "reduce":
+        return ReduceOrder(sequence, int(f["ts"]), f["id"], int(f["qty"]))
+    if op == "expire":
+        return ExpireOrder(sequence, int(f["ts"]), f["id"])
+    if op == "cancel_all":
+        return CancelAll(sequence, int(f["ts"]), f["acct"])
     return PlaceOrder(
         sequence=sequence,
         timestamp=int(f["ts"]),
@@ -63,6 +86,9 @@ def command_from_entry(sequence: int, f: dict[str, str]) -> Command:
         post_only=f["post"] == "1",
         self_trade_prevention=SelfTradePrevention(f["stp"]),
         client_order_id=f["coid"] or None,
+        stop_price=_int_or_none(f.get("stop")),
+        expire_time=_int_or_none(f.get("exp")),
+        replaces_order_id=f.get("rep") or None,
     )
 
 
@@ -81,6 +107,10 @@ def order_from_hash(h: dict[str, str]) -> Order:
         post_only=h["post"] == "1",
         self_trade_prevention=SelfTradePrevention(h["stp"]),
         client_order_id=h["coid"] or None,
+        stop_price=_int_or_none(h.get("stop")),
+        expire_time=_int_or_none(h.get("exp")),
+        replaces_order_id=h.get("rep") or None,
+        rank=int(h.get("rank") or 0) or int(h["seq"]) << RANK_SHIFT,
         filled=int(h["filled"]),
         notional=int(h["notional"]),
         status=Status(h["status"]),
@@ -98,18 +128,40 @@ def order_json_from_hash(h: dict[str, str], market: Market) -> dict:
         filled=int(h["filled"]), notional=int(h["notional"]), status=h["status"],
         reason=h["reason"], sequence=int(h["seq"]), timestamp=int(h["ts"]),
         updated_at=int(h["upd"]), client_order_id=h["coid"],
-        self_trade_prevention=h["stp"],
+        self_trade_prevention=h["stp"], stop_price=_int_or_none(h.get("stop")),
+        expire_time=_int_or_none(h.get("exp")), replaces_order_id=h.get("rep"),
     )
 
 
 def order_json_from_engine(o: Order, market: Market, status, reason, filled, notional,
-                           updated_at) -> dict:
+                           updated_at, quantity) -> dict:
     return order_json(
         market,
         id=o.id, account_id=o.account_id, side=o.side.value, order_type=o.order_type.value,
         time_in_force=o.time_in_force.value, post_only=o.post_only, price=o.price,
-        quantity=o.quantity, filled=filled, notional=notional, status=status.value,
+        quantity=quantity, filled=filled, notional=notional, status=status.value,
         reason=reason.value if reason else None, sequence=o.sequence, timestamp=o.timestamp,
         updated_at=updated_at, client_order_id=o.client_order_id,
-        self_trade_prevention=o.self_trade_prevention.value,
+        self_trade_prevention=o.self_trade_prevention.value, stop_price=o.stop_price,
+        expire_time=o.expire_time, replaces_order_id=o.replaces_order_id,
     )
+
+
+def same_request(h: dict[str, str], request: dict) -> bool:
+    """Is ``request`` (a loaded place body) the order stored in ``h`` again? A client's
+    retry under the same clientOrderId must be; anything else is a reuse (409)."""
+
+    def text(value) -> str:
+        return "" if value is None else str(getattr(value, "value", value))
+
+    stored_quantity = h.get("oqty") or h["qty"]  # oqty: as placed (a reduce lowers qty)
+    return (h["sym"] == request["symbol"] and h["side"] == text(request["side"])
+            and h["otype"] == text(request["order_type"])
+            and h["tif"] == text(request["time_in_force"])
+            and h["post"] == ("1" if request["post_only"] else "0")
+            and h["stp"] == text(request["self_trade_prevention"])
+            and h["price"] == text(request["price"])
+            and stored_quantity == str(request["quantity"])
+            and h.get("stop", "") == text(request.get("stop_price"))
+            and h.get("exp", "") == text(request.get("expire_time"))
+            and h.get("rep", "") == text(request.get("replaces_order_id")))

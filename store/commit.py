@@ -29,7 +29,7 @@ from schemas.markets import Market
 from schemas.orders import trade_json
 from store import codec, keys
 
-RESTING = (Status.OPEN, Status.PARTIAL)
+RESTING = (Status.OPEN, Status.PARTIAL, Status.UNTRIGGERED)  # in the resting set
 _LUA = Path(__file__).with_name("lua") / "commit.lua"
 VOLUME_BUCKET_MS = 60_000
 
@@ -46,7 +46,8 @@ def render(market: Market, events) -> tuple[list, list, list, dict]:
         kind = type(e)
         if kind is OrderUpdated:
             orders.append(codec.order_json_from_engine(
-                e.order, market, e.status, e.reason, e.filled, e.notional, e.updated_at))
+                e.order, market, e.status, e.reason, e.filled, e.notional, e.updated_at,
+                e.quantity))
             last[e.order.id] = e
         elif kind is TradeExecuted:
             trades.append((e, trade_json(
@@ -133,7 +134,7 @@ def _order_rows(last: dict[str, OrderUpdated]) -> list[list]:
         rows.append([keys.order(order_id), order_id, e.status.value,
                      e.reason.value if e.reason else "", str(e.filled), str(e.notional),
                      str(e.updated_at), str(o.sequence), state,
-                     keys.account_open(o.account_id)])
+                     keys.account_open(o.account_id), str(e.quantity), str(o.rank)])
     return rows
 
 

@@ -22,13 +22,15 @@ _LUA = Path(__file__).with_name("lua")
 _SCRIPTS: dict[int, tuple[object, object]] = {}
 
 
+_SCRIPT_NAMES = ("accept", "cancel", "cancel_all", "expire_due")
+
+
 def _scripts(r: redis.Redis):
     # Registered once per client: EVALSHA, reloading on NOSCRIPT after a Redis restart.
     found = _SCRIPTS.get(id(r))
     if found is None or found[0] is not r:
-        accept = r.register_script((_LUA / "accept.lua").read_text())
-        cancel = r.register_script((_LUA / "cancel.lua").read_text())
-        found = (r, (accept, cancel))
+        found = (r, tuple(r.register_script((_LUA / f"{name}.lua").read_text())
+                          for name in _SCRIPT_NAMES))
         _SCRIPTS[id(r)] = found
     return found[1]
 
@@ -56,6 +58,8 @@ def _pending_json(market, order_id, account, request) -> dict:
         filled=0, notional=0, status="PENDING", reason=None, sequence=0, timestamp=0,
         updated_at=0, client_order_id=request["client_order_id"],
         self_trade_prevention=request["self_trade_prevention"].value,
+        stop_price=request.get("stop_price"), expire_time=request.get("expire_time"),
+        replaces_order_id=request.get("replaces_order_id"),
     )
     for late in ("sequence", "timestamp", "updatedAt"):  # filled in by the script
         del o[late]
@@ -72,7 +76,7 @@ def _accept_call(script, client, market, account, request, request_id, max_open)
         keys=[keys.seq(symbol), keys.journal(symbol), keys.order(order_id),
               keys.account_orders(account), keys.account_open(account),
               keys.account_client_ids(account), keys.wake(symbol),
-              keys.account_counter(account)],
+              keys.account_counter(account), keys.gtd(symbol)],
         args=[order_id, request["client_order_id"] or "", max_open,
               keys.events_channel(symbol), prefix,
               *codec.order_fields(order_id, account, request, request_id)],
@@ -95,7 +99,7 @@ def _accepted(reply, order_id, pending) -> Accepted:
 
 def accept_many(r: redis.Redis, items: list[tuple], max_open: int = 0) -> list[Accepted]:
     """Accept ``(market, account, request, request_id)`` items in order, one round trip."""
-    accept, _ = _scripts(r)
+    accept = _scripts(r)[0]
     pipe = r.pipeline(transaction=False)
     pending = [_accept_call(accept, pipe, *item, max_open) for item in items]
     replies = pipe.execute()
@@ -105,7 +109,7 @@ def accept_many(r: redis.Redis, items: list[tuple], max_open: int = 0) -> list[A
 def accept(r: redis.Redis, market, account: str, request: dict, request_id: str,
            max_open: int = 0) -> Accepted:
     """Accept one order: one EVALSHA (a pipeline would add a SCRIPT EXISTS round trip)."""
-    accept_script, _ = _scripts(r)
+    accept_script = _scripts(r)[0]
     reply_box = []
 
     def run(keys, args, client):
@@ -117,31 +121,68 @@ def accept(r: redis.Redis, market, account: str, request: dict, request_id: str,
 
 @dataclass
 class CancelRequested:
-    outcome: str  # "queued" | "not_found" | "final"
+    outcome: str  # "queued" | "not_found" | "final" | "not_lower" (reduce)
     symbol: str | None = None
     sequence: int = 0
     woke: bool = False
     status: str | None = None
+    quantity: int = 0  # "not_lower": the order's quantity (lots)
 
 
 def request_cancel(r: redis.Redis, order_id: str, account: str | None,
-                   request_id: str) -> CancelRequested:
-    """Journal a cancel for ``order_id`` (``account``: the owner it must have, or None)."""
+                   request_id: str, reduce_to: int | None = None) -> CancelRequested:
+    """Journal a cancel for ``order_id`` (``account``: the owner it must have, or None), or
+    with ``reduce_to`` (lots) a reduce to that total quantity."""
     symbol = r.hget(keys.order(order_id), "sym")
     if symbol is None:
         return CancelRequested("not_found")
-    _, cancel = _scripts(r)
+    cancel = _scripts(r)[1]
     reply = cancel(
         keys=[keys.seq(symbol), keys.journal(symbol), keys.order(order_id), keys.wake(symbol)],
-        args=[order_id, account or "", request_id],
+        args=[order_id, account or "", request_id,
+              "cancel" if reduce_to is None else "reduce",
+              "" if reduce_to is None else str(reduce_to)],
     )
     code = int(reply[0])
     if code == -404:
         return CancelRequested("not_found")
     if code == -409:
         return CancelRequested("final", symbol=symbol, status=reply[1])
+    if code == -400:
+        return CancelRequested("not_lower", symbol=symbol, quantity=int(reply[1]))
     return CancelRequested("queued", symbol=symbol, sequence=int(reply[1]),
                            woke=bool(int(reply[3])))
+
+
+@dataclass
+class CancelAllRequested:
+    symbol: str
+    sequence: int
+    timestamp: int
+    woke: bool
+    open_ids: list[str]  # the account's orders on the symbol open when it was journaled
+
+
+def request_cancel_all(r: redis.Redis, symbol: str, account: str,
+                       request_id: str) -> CancelAllRequested:
+    """Journal one cancel-all of ``account`` on ``symbol``."""
+    reply = _scripts(r)[2](
+        keys=[keys.seq(symbol), keys.journal(symbol), keys.account_open(account),
+              keys.wake(symbol)],
+        args=[account, symbol, request_id, keys.order("")],
+    )
+    return CancelAllRequested(symbol, int(reply[0]), int(reply[1]), bool(int(reply[2])),
+                              list(reply[3:]))
+
+
+def journal_due_expiries(r: redis.Redis, symbol: str, limit: int = 500) -> int:
+    """Journal an expire command for each GTD order of ``symbol`` past its expireTime (by
+    Redis's clock); returns the last sequence journaled, 0 if none."""
+    count, seq = _scripts(r)[3](
+        keys=[keys.gtd(symbol), keys.seq(symbol), keys.journal(symbol)],
+        args=[keys.order(""), limit],
+    )
+    return int(seq) if int(count) else 0
 
 
 def read_after(r: redis.Redis, symbol: str, after: int, count: int | None = None):

@@ -19,6 +19,7 @@ committed in one MULTI/EXEC. Order and account keys are global.
 | sym:{S}:volume               | hash   | minute -> traded lots, for volume24h                   |
 | sym:{S}:candles:{I}          | zset   | candles of interval I, score = bucket start (candles.py) |
 | sym:{S}:heartbeat            | string | ms time of the matcher's last sign of life             |
+| sym:{S}:gtd                  | zset   | GTD order ids, score = expireTime (ms): the expiry sweep |
 | order:{id}                   | hash   | one order (ints: ticks, lots)                          |
 | order:{id}:fills             | list   | trade sequences the order took part in                 |
 | acct:{A}:n                   | string | the account's acceptance counter (INCR)                |
@@ -87,6 +88,10 @@ def candles(symbol: str, interval: str) -> str:
 
 def heartbeat(symbol: str) -> str:
     return _sym(symbol, "heartbeat")
+
+
+def gtd(symbol: str) -> str:
+    return _sym(symbol, "gtd")
 
 
 def order(order_id: str) -> str:

@@ -15,7 +15,7 @@ import redis
 from schemas.markets import Market
 from store import codec, keys
 
-OPEN_STATUSES = {"PENDING", "OPEN", "PARTIAL"}
+OPEN_STATUSES = {"PENDING", "UNTRIGGERED", "OPEN", "PARTIAL"}
 
 
 class BadCursor(ValueError):

@@ -4,10 +4,11 @@ The journal is the source of truth. For each symbol this replays the journal fro
 sequence 1 through the applied cursor with the pure engine (``engine.apply`` on a fresh
 ``OrderBook``) and compares the result with what Redis holds:
 
-* every journaled order hash: status, reason, filled, notional (orders after the cursor
-  must still be PENDING with nothing filled), its place in the account's order and open
-  indexes, its clientOrderId mapping;
-* the resting set (ids and sequence scores) and the book level zsets;
+* every journaled order hash: status, reason, filled, notional, quantity (a reduce lowers
+  it; orders after the cursor must still be PENDING with nothing filled), its place in
+  the account's order and open indexes, its clientOrderId mapping;
+* the resting set (resting orders and untriggered stops: ids and sequence scores) and
+  the book level zsets;
 * the trades stream: every trade, entry ids gap-free 1..N, the trade sequence, last price;
 * the candles of every interval (store/candles.py) and the minute volume buckets behind
   /api/markets volume24h, recomputed from the trades;
@@ -87,10 +88,12 @@ def replay(r: redis.Redis, symbol: str) -> Replay:
     after = 0
     while True:
         batch = journal.read_after(r, symbol, after, CHUNK)
-        if not batch:
+        if not batch or after >= accepted:
             break
         for command, _rid in batch:
             seq = command.sequence
+            if seq > accepted:  # journaled after we read the accept sequence (a live
+                break  # worker's GTD expiry, say): the next check covers it
             if seq != expected_seq:
                 rep.journal_problems.append(
                     f"{symbol}: journal gap: expected sequence {expected_seq}, found {seq}")
@@ -123,9 +126,17 @@ def replay(r: redis.Redis, symbol: str) -> Replay:
 def _expected_order(rep: Replay, order_id: str) -> dict:
     e = rep.state.get(order_id)
     if e is None:  # not applied yet
-        return {"status": "PENDING", "reason": "", "filled": "0", "notional": "0"}
+        return {"status": "PENDING", "reason": "", "filled": "0", "notional": "0",
+                "qty": str(rep.places[order_id].quantity)}
     return {"status": e.status.value, "reason": e.reason.value if e.reason else "",
-            "filled": str(e.filled), "notional": str(e.notional)}
+            "filled": str(e.filled), "notional": str(e.notional), "qty": str(e.quantity)}
+
+
+def _expected_resting(rep: Replay) -> dict[str, int]:
+    """The resting set: resting orders and untriggered stops, scored by sequence."""
+    out = {oid: o.sequence for oid, o in rep.book.orders.items()}
+    out.update((oid, o.sequence) for oid, o in rep.book.stops.items())
+    return out
 
 
 def _expected_levels(rep: Replay, side: Side) -> list[tuple[str, int]]:
@@ -150,7 +161,7 @@ def _compare(r: redis.Redis, market: Market, rep: Replay) -> tuple[list[str], di
         chunk = ids[start:start + CHUNK]
         with r.pipeline(transaction=False) as pipe:
             for oid in chunk:
-                pipe.hmget(keys.order(oid), "status", "reason", "filled", "notional", "acct")
+                pipe.hmget(keys.order(oid), "status", "reason", "filled", "notional", "qty")
                 pipe.zscore(keys.account_open(rep.places[oid].account_id), oid)
                 pipe.lrange(keys.order_fills(oid), 0, -1)
                 pipe.zscore(keys.account_orders(rep.places[oid].account_id), oid)
@@ -170,7 +181,8 @@ def _compare(r: redis.Redis, market: Market, rep: Replay) -> tuple[list[str], di
             if got[0] is None:
                 diffs.append(f"{symbol}: order {oid} (seq {rep.places[oid].sequence}) is missing")
                 continue
-            for name, have in zip(("status", "reason", "filled", "notional"), got, strict=False):
+            for name, have in zip(("status", "reason", "filled", "notional", "qty"), got,
+                                  strict=True):
                 if (have or "") != want[name]:
                     diffs.append(f"{symbol}: order {oid} {name} is {have!r}, "
                                  f"replay says {want[name]!r}")
@@ -185,7 +197,7 @@ def _compare(r: redis.Redis, market: Market, rep: Replay) -> tuple[list[str], di
                 diffs.append(f"{symbol}: order {oid} fills {fills} != replay {want_fills}")
     # Resting set.
     stored = dict(r.zrange(keys.resting(symbol), 0, -1, withscores=True))
-    want_rest = {oid: o.sequence for oid, o in rep.book.orders.items()}
+    want_rest = _expected_resting(rep)
     for oid in sorted(set(stored) | set(want_rest)):
         if oid not in want_rest:
             diffs.append(f"{symbol}: resting set holds {oid}, which the replay does not rest")
@@ -346,6 +358,7 @@ def _write_rebuild(pipe, market: Market, rep: Replay, list_scores: dict) -> None
         mapping = dict(want)
         if e is not None:
             mapping["upd"] = e.updated_at
+            mapping["rank"] = e.order.rank
         pipe.hset(keys.order(oid), mapping=mapping)
         open_key = keys.account_open(place.account_id)
         if want["status"] in FINAL_STATUSES:
@@ -356,7 +369,7 @@ def _write_rebuild(pipe, market: Market, rep: Replay, list_scores: dict) -> None
         if rep.fills.get(oid):
             pipe.rpush(keys.order_fills(oid), *rep.fills[oid])
     pipe.delete(keys.resting(symbol))
-    resting = {oid: o.sequence for oid, o in rep.book.orders.items()}
+    resting = _expected_resting(rep)
     for start in range(0, len(resting), CHUNK):
         part = dict(list(resting.items())[start:start + CHUNK])
         pipe.zadd(keys.resting(symbol), part)

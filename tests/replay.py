@@ -2,7 +2,8 @@
 
 ``diff_against_replay(r, market)`` reads every journaled command (``store.journal.read_after``
 from 0), runs it through a model on an empty book, and compares the outcome with Redis:
-every order hash (status, reason, filled, notional, updatedAt), the resting set, the
+every order hash (status, reason, filled, notional, updatedAt, quantity), the resting set
+(stops included), the
 book level zsets, and the trades stream. The model is the slow reference model of
 ``tests/property/reference.py`` (default) or the engine itself (``model="engine"``, for
 the large journals of the load bench). Returns a list of differences (empty: equal).
@@ -15,7 +16,7 @@ from decimal import Decimal
 import orjson
 import redis
 
-from engine import CancelOrder, OrderBook, apply
+from engine import CancelAll, CancelOrder, ExpireOrder, OrderBook, PlaceOrder, ReduceOrder, apply
 from schemas.markets import Market
 from store import journal, keys
 from tests.property.reference import ReferenceBook, RefOrder, render
@@ -28,18 +29,26 @@ class _ReferenceModel:
         self.book = ReferenceBook()
 
     def step(self, cmd) -> list[tuple]:
+        ts = cmd.timestamp
         if isinstance(cmd, CancelOrder):
-            return self.book.cancel(cmd.order_id, cmd.timestamp)
+            return self.book.cancel(cmd.order_id, ts)
+        if isinstance(cmd, ExpireOrder):
+            return self.book.cancel(cmd.order_id, ts, "EXPIRED")
+        if isinstance(cmd, ReduceOrder):
+            return self.book.reduce(cmd.order_id, cmd.quantity, ts)
+        if isinstance(cmd, CancelAll):
+            return self.book.cancel_all(cmd.account_id, ts)
         twin = RefOrder(cmd.order_id, str(cmd.side), str(cmd.order_type),
                         str(cmd.time_in_force), cmd.price, cmd.quantity, cmd.sequence,
-                        cmd.account_id, cmd.post_only, str(cmd.self_trade_prevention))
-        return self.book.place(twin, cmd.timestamp)
+                        cmd.account_id, cmd.post_only, str(cmd.self_trade_prevention),
+                        cmd.stop_price)
+        return self.book.submit(twin, ts, cmd.replaces_order_id)
 
     def levels(self, side: str):
         return self.book.levels(side)
 
     def resting(self) -> dict[str, int]:
-        return {o.id: o.sequence for o in self.book.resting}
+        return {o.id: o.sequence for o in self.book.resting + self.book.stops}
 
 
 class _EngineModel:
@@ -53,7 +62,7 @@ class _EngineModel:
         return self.book.levels(side, None)
 
     def resting(self) -> dict[str, int]:
-        return {o.id: o.sequence for o in self.book.orders.values()}
+        return {o.id: o.sequence for o in [*self.book.orders.values(), *self.book.stops.values()]}
 
 
 def replay(r: redis.Redis, symbol: str, model: str = "reference"):
@@ -95,18 +104,18 @@ def diff_against_replay(r: redis.Redis, market: Market, model: str = "reference"
         diffs.append(f"{symbol}: applied cursor {applied} != journal length {len(seqs)}")
 
     # Orders: every journaled place, in chunks.
-    places = [c for c in commands if not isinstance(c, CancelOrder)]
+    places = [c for c in commands if isinstance(c, PlaceOrder)]
     for start in range(0, len(places), 1000):
         chunk = places[start:start + 1000]
         with r.pipeline(transaction=False) as pipe:
             for c in chunk:
                 pipe.hmget(keys.order(c.order_id), "status", "reason", "filled", "notional",
-                           "upd")
+                           "upd", "qty")
             stored = pipe.execute()
         for c, got in zip(chunk, stored, strict=True):
             e = last.get(c.order_id)
-            want = ([e[2], e[3] or "", str(e[4]), str(e[5]), str(e[6])] if e
-                    else ["PENDING", "", "0", "0", str(c.timestamp)])
+            want = ([e[2], e[3] or "", str(e[4]), str(e[5]), str(e[6]), str(e[7])] if e
+                    else ["PENDING", "", "0", "0", str(c.timestamp), str(c.quantity)])
             if list(got) != want and differ(f"order {c.order_id} (seq {c.sequence}): "
                                             f"redis {got} != replay {want}"):
                 return diffs

@@ -80,7 +80,7 @@ class SymbolMatcher:
             events.extend(apply(book, command))
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("applied %s seq=%s order=%s request_id=%s", type(command).__name__,
-                          command.sequence, command.order_id, request_id)
+                          command.sequence, getattr(command, "order_id", None), request_id)
         self._fault("before_commit")
         now_ms, started = int(time.time() * 1000), time.perf_counter()
         self.candles = candles.for_book(self.candles, self.r, self.symbol, book)

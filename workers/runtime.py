@@ -3,9 +3,11 @@
 A wake-up task runs ``Runtime.drain``: every owned symbol in turn, then a short linger on
 all their journals before going idle (see its docstring).
 
-The thread (every 250 ms) renews the leases, writes the heartbeat, and sweeps: a
-symbol whose journal is ahead of its cursor with no wake-up task on the way gets one
-(this is what applies a command whose web process died before sending its task).
+The thread (every 250 ms) renews the leases, writes the heartbeat, journals an expire
+command for each GTD order whose expireTime has come (the clock stays outside the engine,
+so replay is exact), and sweeps: a symbol whose journal is ahead of its cursor with no
+wake-up task on the way gets one (this is what applies a command whose web process died
+before sending its task, and the expiries just journaled).
 Books are only touched by the task thread (solo pool, concurrency 1).
 """
 
@@ -131,6 +133,7 @@ class Runtime:
                 continue
             if not was_held:
                 log.info("holding the lease of %s", symbol)
+            journal.journal_due_expiries(self.r, symbol)
             pipe = self.r.pipeline(transaction=False)
             pipe.set(keys.heartbeat(symbol), now)
             pipe.get(keys.seq(symbol))

@@ -27,7 +27,8 @@ _ERRORS = {
     "403": "Write on a read-only node (READ_ONLY_NODE).",
     "404": "Not found.",
     "405": "Method not allowed.",
-    "409": "Conflict (ORDER_NOT_CANCELLABLE).",
+    "409": "Conflict (ORDER_NOT_CANCELLABLE, ORDER_NOT_AMENDABLE, ORDER_NOT_REPLACEABLE, "
+           "CLIENT_ORDER_ID_REUSED).",
     "413": "Body too large.",
     "415": "Body is not application/json.",
     "429": "Rate limited (RATE_LIMITED, with Retry-After) or too many open orders for the "
@@ -37,6 +38,11 @@ _ERRORS = {
 
 _ORDER_ID = {"in": "path", "name": "order_id", "required": True, "schema": {"type": "string"},
              "description": "The server-assigned order id (`ord_...`)."}
+_CLIENT_ORDER_ID = {"in": "path", "name": "client_order_id", "required": True,
+                    "schema": {"type": "string"}, "description": "The caller's clientOrderId."}
+_SYMBOL_ARG = {"in": "query", "name": "symbol", "required": False, "schema": {"type": "string"},
+               "description": "The order's market."}
+_WRITE_ERRORS = ("400", "401", "403", "404", "409", "413", "415", "503")
 
 
 def _json(schema, description: str) -> dict:
@@ -96,6 +102,46 @@ OPERATIONS = [
         query=s.WaitQuery, path_params=[_ORDER_ID],
         errors=("400", "401", "403", "404", "409", "503"),
         description="The cancel goes through the symbol's ordered matching queue.")),
+    # Order management (README "Order management"): every command below is journaled in
+    # the symbol's ordered queue like a place or a cancel.
+    ("/api/orders/{order_id}", "patch", _op(
+        "Reduce an order in place (keeps its queue priority)",
+        {"202": _json("OrderWithFills", "The reduce is queued; the order as currently known."),
+         "200": _json("OrderWithFills", "With wait=true: after the reduce was processed.")},
+        query=s.WaitQuery, path_params=[_ORDER_ID], body=s.ReduceSchema, errors=_WRITE_ERRORS,
+        description="`quantity` is the new total quantity: below the current one, a lot "
+                    "multiple, > 0. At or below the filled quantity the rest is cancelled "
+                    "(CANCELLED, USER_CANCELLED). 409 ORDER_NOT_AMENDABLE for a final or "
+                    "MARKET order.")),
+    ("/api/orders/{order_id}/replace", "post", _op(
+        "Cancel-replace: cancel the order and place a new one, in one command",
+        {"202": _json("Order", "Queued: the new order (PENDING) with replacesOrderId."),
+         "200": _json("OrderWithFills", "With wait=true: the new order after processing."),
+         "409": _json("Error", "The original is already final (ORDER_NOT_REPLACEABLE), or "
+                               "the clientOrderId names another order.")},
+        query=s.WaitQuery, path_params=[_ORDER_ID], body=s.PlaceOrderSchema,
+        errors=("400", "401", "403", "404", "413", "415", "429", "503"),
+        description="The body is a new order on the same symbol (the original's when "
+                    "omitted) and side. It gets a new id and sequence (loses priority, may "
+                    "trade at once). If the original is final when the command is processed, "
+                    "the new order is REJECTED ORIGINAL_NOT_OPEN and nothing else changes.")),
+    ("/api/orders", "delete", _op(
+        "Cancel all the caller's open, untriggered and PENDING orders",
+        {"202": _json("CancelAllRequests", "One queued command per symbol."),
+         "200": _json("OrderList", "With wait=true: the orders it cancelled "
+                                   "(nextCursor absent).")},
+        query=s.CancelAllQuery, errors=("400", "401", "403", "503"),
+        description="On `symbol`, or on every market when it is absent.")),
+    ("/api/orders/test", "post", _op(
+        "Validate an order without placing it",
+        {"200": _json("Valid", "The order is valid; nothing stored or queued.")},
+        body=s.PlaceOrderSchema, errors=("400", "401", "403", "413", "415", "503"))),
+    ("/api/orders/by-client-id/{client_order_id}", "delete", _op(
+        "Cancel an order by its clientOrderId",
+        {"202": _json("OrderWithFills", "The cancel is queued; the order as currently known."),
+         "200": _json("OrderWithFills", "With wait=true: after the cancel was processed.")},
+        query=s.WaitQuery, path_params=[_CLIENT_ORDER_ID, _SYMBOL_ARG],
+        errors=("400", "401", "403", "404", "409", "503"))),
     ("/api/orderbook", "get", _op(
         "Aggregated order book", {"200": _json("OrderBook", "Bids highest first, asks lowest "
                                                             "first.")},
@@ -166,7 +212,8 @@ COMPONENTS = {
     "OrderList": s.OrderListSchema, "TradeList": s.TradeListSchema,
     "LatestTrades": s.LatestTradesSchema, "BatchResults": s.BatchResultsSchema,
     "OrderBook": s.OrderBookSchema, "Depth": s.DepthSchema, "Markets": s.MarketsSchema,
-    "Health": s.HealthSchema,
+    "Health": s.HealthSchema, "CancelAllRequests": s.CancelAllRequestsSchema,
+    "Valid": s.ValidSchema, "Reduce": s.ReduceSchema,
     "ServerTime": md.ServerTimeSchema, "Candle": md.CandleSchema, "Candles": md.CandlesSchema,
     "Ticker": md.TickerSchema, "Tickers": md.TickersSchema,
 }

@@ -1,16 +1,27 @@
-"""Orders: place (one or a batch), list, get, cancel. Thin: parse, call the store, answer."""
+"""Orders: place (one or a batch), list, get, cancel, and the order management of the
+README's "Order management" section (reduce, replace, cancel-all, test, by clientOrderId).
+Thin: parse, call the store, answer."""
 
 from __future__ import annotations
 
 import logging
+import time
 
-from flask import Blueprint, current_app, g, jsonify
+from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import ValidationError
 
 from app import auth, metrics
 from app.api.common import all_markets, get_redis, json_object, market_for, query, settings
 from app.errors import ApiError
-from schemas.orders import BatchSchema, OrdersQuery, PlaceOrderSchema, WaitQuery
+from schemas.orders import (
+    BatchSchema,
+    CancelAllQuery,
+    NoQuery,
+    OrdersQuery,
+    PlaceOrderSchema,
+    ReduceSchema,
+    WaitQuery,
+)
 from store import codec, journal, keys, read
 from store.read import BadCursor
 from workers.celery_app import send_wakeup
@@ -58,6 +69,9 @@ def _place_schema() -> PlaceOrderSchema:
 _WAIT_QUERY = WaitQuery()
 _ORDERS_QUERY = OrdersQuery()
 _BATCH = BatchSchema()
+_REDUCE = ReduceSchema()
+_CANCEL_ALL_QUERY = CancelAllQuery()
+_NO_QUERY = NoQuery()
 
 
 def _error_item(err: ValidationError) -> dict:
@@ -70,13 +84,49 @@ def place_order():
     account = auth.current_account(required=True)
     body = json_object()
     wait = query(_WAIT_QUERY)
-    s = settings()
     request_data = _place_schema().load(body)
+    return _accept_and_answer(account, request_data, wait, processed_status=201)
+
+
+@bp.post("/api/orders/test")
+def test_order():
+    """Validate like a place; store and queue nothing."""
+    auth.current_account(required=True)
+    body = json_object()
+    query(_NO_QUERY)
+    market_for(_place_schema().load(body)["symbol"])
+    return jsonify({"valid": True}), 200
+
+
+@bp.post("/api/orders/<order_id>/replace")
+def replace_order(order_id: str):
+    account = auth.current_account(required=True)
+    body = json_object()
+    wait = query(_WAIT_QUERY)
+    original = _owned_hash(order_id, account)
+    if original["status"] in FINAL:
+        raise ApiError(409, "ORDER_NOT_REPLACEABLE", f"The order is already {original['status']}.")
+    body.setdefault("symbol", original["sym"])  # a replace stays on the original's market
+    request_data = _place_schema().load(body)
+    if request_data["symbol"] != original["sym"]:
+        raise ApiError(400, "VALIDATION_ERROR", "A replace keeps the original's symbol.",
+                       {"symbol": [f"Must be {original['sym']}, the original order's symbol."]})
+    if request_data["side"].value != original["side"]:
+        name = "side" if "side" in body else "type"
+        raise ApiError(400, "VALIDATION_ERROR", "A replace keeps the original's side.",
+                       {name: [f"Must be {original['side']}, the original order's side."]})
+    request_data["replaces_order_id"] = order_id
+    return _accept_and_answer(account, request_data, wait, processed_status=200)
+
+
+def _accept_and_answer(account: str, request_data: dict, wait: dict, processed_status: int):
+    """Journal one validated order (a place or a replace) and answer as the contract says."""
+    s = settings()
     market = market_for(request_data["symbol"])
     result = journal.accept(get_redis(), market, account, request_data, g.request_id,
                             s.max_open_orders_per_account)
     if result.outcome == "duplicate":
-        return jsonify(_order_with_fills(result.order_id)), 200
+        return jsonify(_replayed_order(result.order_id, request_data)), 200
     if result.outcome == "limited":
         raise ApiError(429, "TOO_MANY_OPEN_ORDERS",
                        f"At most {s.max_open_orders_per_account} open orders per account.")
@@ -84,13 +134,37 @@ def place_order():
     if result.woke:
         _wake(market.symbol, result.sequence)
     if wait["wait"] and _wait_applied(market.symbol, result.sequence, wait["timeout"]):
-        return jsonify(_order_with_fills(result.order_id)), 201
+        return jsonify(_order_with_fills(result.order_id)), processed_status
     return jsonify(result.order), 202
+
+
+def _replayed_order(order_id: str, request_data: dict) -> dict:
+    """The original order for a clientOrderId seen before, if this is the same request."""
+    h = read.order_hash(get_redis(), order_id)
+    if h is not None and not codec.same_request(h, request_data):
+        raise ApiError(409, "CLIENT_ORDER_ID_REUSED",
+                       f"clientOrderId {request_data['client_order_id']!r} already names "
+                       f"another order ({order_id}); nothing placed.",
+                       {"clientOrderId": ["Already used for a different order."]})
+    return _order_with_fills(order_id)
+
+
+FINAL = ("FILLED", "CANCELLED", "REJECTED")
+
+
+def _owned_hash(order_id: str, account: str) -> dict:
+    """The order's hash, or 404 when it is unknown or (auth on) another account's."""
+    h = read.order_hash(get_redis(), order_id)
+    owner = auth.owner_filter(account)
+    if h is None or (owner is not None and h["acct"] != owner):
+        raise ApiError(404, "ORDER_NOT_FOUND", f"No order {order_id!r}.")
+    return h
 
 
 @bp.post("/api/orders/batch")
 def place_batch():
     account = auth.current_account(required=True)
+    query(_NO_QUERY)
     s = settings()
     raw_orders = _BATCH.load(json_object())["orders"]
     results: list = [None] * len(raw_orders)
@@ -116,7 +190,11 @@ def place_batch():
             if result.woke:
                 wake[item[0].symbol] = result.sequence
         elif result.outcome == "duplicate":
-            results[i] = _order_with_fills(result.order_id)
+            try:
+                results[i] = _replayed_order(result.order_id, item[2])
+            except ApiError as err:
+                results[i] = {"error": {"code": err.code, "message": err.message,
+                                        "fields": err.fields}}
         else:
             results[i] = {"error": {"code": "TOO_MANY_OPEN_ORDERS",
                                     "message": "Too many open orders for this account."}}
@@ -132,6 +210,8 @@ def list_orders():
     q = query(_ORDERS_QUERY)
     if q["symbol"] is not None:
         market_for(q["symbol"])
+    if q["client_order_id"] is not None:
+        return jsonify({"orders": _by_client_id(account, q), "nextCursor": None})
     try:
         orders, next_cursor = read.list_orders(
             get_redis(), all_markets(), account, symbol=q["symbol"], statuses=q["status"],
@@ -151,15 +231,116 @@ def get_order(order_id: str):
 @bp.delete("/api/orders/<order_id>")
 def cancel_order(order_id: str):
     account = auth.current_account(required=True)
-    wait = query(_WAIT_QUERY)
+    return _cancel(order_id, account, query(_WAIT_QUERY))
+
+
+@bp.delete("/api/orders/by-client-id/<client_order_id>")
+def cancel_by_client_id(client_order_id: str):
+    account = auth.current_account(required=True)
+    args = dict(request.args)
+    symbol = args.pop("symbol", None)
+    wait = _WAIT_QUERY.load(args)
+    if symbol is not None:
+        market_for(symbol)
+    order_id = get_redis().hget(keys.account_client_ids(account), client_order_id)
+    h = read.order_hash(get_redis(), order_id) if order_id else None
+    if h is None or (symbol is not None and h["sym"] != symbol):
+        raise ApiError(404, "ORDER_NOT_FOUND", f"No order with clientOrderId {client_order_id!r}"
+                       + (f" on {symbol}." if symbol else "."))
+    return _cancel(order_id, account, wait)
+
+
+def _cancel(order_id: str, account: str, wait: dict):
     owner = auth.owner_filter(account)
     outcome = journal.request_cancel(get_redis(), order_id, owner, g.request_id)
     if outcome.outcome == "not_found":
         raise ApiError(404, "ORDER_NOT_FOUND", f"No order {order_id!r}.")
     if outcome.outcome == "final":
         raise ApiError(409, "ORDER_NOT_CANCELLABLE", f"The order is already {outcome.status}.")
+    return _queued_answer(order_id, outcome, wait)
+
+
+def _queued_answer(order_id: str, outcome, wait: dict):
+    """202 with the order as known now; with wait=true 200 once the command was applied."""
     if outcome.woke:
         _wake(outcome.symbol, outcome.sequence)
     if wait["wait"] and _wait_applied(outcome.symbol, outcome.sequence, wait["timeout"]):
         return jsonify(_order_with_fills(order_id)), 200
     return jsonify(_order_with_fills(order_id)), 202
+
+
+@bp.patch("/api/orders/<order_id>")
+def reduce_order(order_id: str):
+    """Reduce to a new total quantity, keeping the order's place in its queue."""
+    account = auth.current_account(required=True)
+    body = json_object()
+    wait = query(_WAIT_QUERY)
+    new_quantity = _REDUCE.load(body)["quantity"]
+    h = _owned_hash(order_id, account)
+    if h["otype"] == "MARKET":
+        raise ApiError(409, "ORDER_NOT_AMENDABLE", "A MARKET order cannot be reduced.")
+    market = all_markets()[h["sym"]]
+    try:
+        lots = market.to_lots(new_quantity)
+    except ValueError as exc:
+        raise ApiError(400, "VALIDATION_ERROR", "Invalid quantity.",
+                       {"quantity": [f"Quantity {exc}."]}) from None
+    outcome = journal.request_cancel(get_redis(), order_id, auth.owner_filter(account),
+                                     g.request_id, reduce_to=lots)
+    if outcome.outcome == "not_found":
+        raise ApiError(404, "ORDER_NOT_FOUND", f"No order {order_id!r}.")
+    if outcome.outcome == "final":
+        raise ApiError(409, "ORDER_NOT_AMENDABLE", f"The order is already {outcome.status}.")
+    if outcome.outcome == "not_lower":
+        limit = market.quantity(outcome.quantity)
+        raise ApiError(400, "VALIDATION_ERROR", "A reduce must lower the quantity.",
+                       {"quantity": [f"Must be below the order's quantity {limit}."]})
+    return _queued_answer(order_id, outcome, wait)
+
+
+@bp.delete("/api/orders")
+def cancel_all():
+    """Cancel the caller's open, untriggered and PENDING orders: one command per symbol."""
+    account = auth.current_account(required=True)
+    q = query(_CANCEL_ALL_QUERY)
+    symbols = [market_for(q["symbol"]).symbol] if q["symbol"] else list(settings().symbols)
+    r = get_redis()
+    queued = [journal.request_cancel_all(r, symbol, account, g.request_id)
+              for symbol in symbols]
+    for c in queued:
+        if c.woke:
+            _wake(c.symbol, c.sequence)
+    requests = [{"symbol": c.symbol, "sequence": c.sequence} for c in queued]
+    if not q["wait"]:
+        return jsonify({"requests": requests}), 202
+    deadline = time.monotonic() + q["timeout"] / 1000
+    for c in queued:
+        left_ms = max(0, int((deadline - time.monotonic()) * 1000))
+        if not _wait_applied(c.symbol, c.sequence, left_ms):
+            return jsonify({"requests": requests}), 202
+    return jsonify({"orders": _cancelled_by(queued)}), 200
+
+
+def _cancelled_by(queued) -> list[dict]:
+    """The orders each cancel-all cancelled: open when it was journaled, cancelled by the
+    user at its timestamp (the engine stamps every cancel with its command's timestamp)."""
+    out = []
+    for c in queued:
+        for order_id in c.open_ids:
+            h = read.order_hash(get_redis(), order_id)
+            if (h and h["status"] == "CANCELLED" and h["reason"] == "USER_CANCELLED"
+                    and int(h["upd"]) == c.timestamp):
+                out.append(codec.order_json_from_hash(h, all_markets()[h["sym"]]))
+    return out
+
+
+def _by_client_id(account: str, q: dict) -> list[dict]:
+    """``GET /api/orders?clientOrderId=``: the caller's order with it, if the other
+    filters let it through."""
+    order_id = get_redis().hget(keys.account_client_ids(account), q["client_order_id"])
+    h = read.order_hash(get_redis(), order_id) if order_id else None
+    if h is None or (q["symbol"] and h["sym"] != q["symbol"]) or (
+            q["status"] and h["status"] not in q["status"]) or (
+            q["side"] and h["side"] != q["side"]):
+        return []
+    return [codec.order_json_from_hash(h, all_markets()[h["sym"]])]

@@ -1,6 +1,7 @@
 -- Accept one order atomically: idempotency, sequence, journal, PENDING order, indexes, wake-up.
 -- KEYS: 1 seq, 2 journal, 3 order hash, 4 account orders, 5 account open orders,
---       6 account clientOrderId map, 7 wake flag, 8 account acceptance counter
+--       6 account clientOrderId map, 7 wake flag, 8 account acceptance counter,
+--       9 the symbol's GTD schedule (zset order id -> expireTime)
 -- ARGV: 1 order id, 2 clientOrderId or '', 3 max open orders (0: none), 4 events channel,
 --       5 accepted message up to its sequence field, 6.. field/value pairs of the order
 -- Returns {1, seq, ts, woke} | {0, existing order id} | {-1, ''} (too many open orders)
@@ -15,6 +16,11 @@ local now = redis.call('TIME')
 local ts = string.format('%d', now[1] * 1000 + math.floor(now[2] / 1000))
 local fields = {}
 for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 6, #ARGV - 1, 2 do
+  if ARGV[i] == 'exp' and ARGV[i + 1] ~= '' then
+    redis.call('ZADD', KEYS[9], ARGV[i + 1], ARGV[1])
+  end
+end
 redis.call('XADD', KEYS[2], seq .. '-1', 'op', 'place', 'ts', ts, unpack(fields))
 -- The account's own acceptance number orders its lists exactly (many orders share a ms).
 local n = redis.call('INCR', KEYS[8])

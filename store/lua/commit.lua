@@ -24,7 +24,7 @@ local function all_strings(rows, width)
   end
   return true
 end
-if not (all_strings(batch.o, 10) and all_strings(batch.t, 7)) then
+if not (all_strings(batch.o, 12) and all_strings(batch.t, 7)) then
   return redis.error_reply('BADBATCH order or trade row with a non-string field')
 end
 for _, l in ipairs(batch.l) do
@@ -40,10 +40,11 @@ if not all_strings(batch.c or {}, 3) then
 end
 
 -- o: order key, id, status, reason, filled, notional, updated, sequence,
---    'r' (resting) | 'f' (final) | '' (neither), account open-orders key
+--    'r' (resting or untriggered) | 'f' (final) | '' (neither), account open-orders key,
+--    quantity (a reduce lowers it), queue rank (a triggered stop's is its trigger's)
 for _, o in ipairs(batch.o) do
   redis.call('HSET', o[1], 'status', o[3], 'reason', o[4], 'filled', o[5], 'notional', o[6],
-             'upd', o[7])
+             'upd', o[7], 'qty', o[11], 'rank', o[12])
   if o[9] == 'r' then
     redis.call('ZADD', KEYS[3], o[8], o[2])
   elseif o[9] == 'f' then

@@ -185,7 +185,8 @@ class LoadStats:
 
 
 class Load:
-    """Client threads posting and cancelling over HTTP against gunicorn."""
+    """Client threads over HTTP against gunicorn: every kind of order (stops and GTD
+    included), cancels, reduces, replaces and now and then a cancel-all."""
 
     def __init__(self, port: int, seed: int, threads: int = 3, pause: float = 0.002):
         self.port, self.threads, self.pause = port, threads, pause
@@ -216,17 +217,49 @@ class Load:
         price = f"{100 + rng.randint(-15, 15) * 0.01:.2f}"
         kind = rng.random()
         body = {"symbol": symbol, "side": side, "quantity": qty}
-        if kind < 0.70:
+        if kind < 0.62:
             body["price"] = price
-        elif kind < 0.80:
+        elif kind < 0.72:
             body.update(price=price, timeInForce="IOC")
-        elif kind < 0.86:
+        elif kind < 0.77:
             body.update(price=price, timeInForce="FOK")
-        elif kind < 0.92:
+        elif kind < 0.82:
             body.update(orderType="MARKET")
-        else:
+        elif kind < 0.87:
             body.update(price=price, postOnly=True)
+        elif kind < 0.90:  # stop orders a few ticks away: they trigger and cascade
+            body.update(orderType="STOP_MARKET", stopPrice=price)
+        elif kind < 0.93:
+            body.update(orderType="STOP_LIMIT", stopPrice=price, price=price)
+        else:  # GTD orders that expire within the round
+            body.update(price=price, timeInForce="GTD",
+                        expireTime=int(time.time() * 1000) + rng.randint(1_100, 3_000))
         return body
+
+    def _manage(self, conn, rng: random.Random, mine: list) -> None:
+        """Cancel (mostly), reduce, replace or cancel-all one of this thread's orders."""
+        oid, body = mine.pop(rng.randrange(len(mine)))
+        pick = rng.random()
+        sent = time.monotonic()
+        if pick < 0.6:
+            conn.request("DELETE", f"/api/orders/{oid}")
+        elif pick < 0.8:
+            lot = "0.001" if body["symbol"] == "BTC-USD" else "0.01"
+            conn.request("PATCH", f"/api/orders/{oid}", body=json.dumps({"quantity": lot}),
+                         headers={"Content-Type": "application/json"})
+        elif pick < 0.97:
+            new = {**self._order(rng), "symbol": body["symbol"], "side": body["side"]}
+            conn.request("POST", f"/api/orders/{oid}/replace", body=json.dumps(new),
+                         headers={"Content-Type": "application/json"})
+        else:
+            conn.request("DELETE", f"/api/orders?symbol={body['symbol']}")
+        status, answer = self._answer(conn, sent)
+        if pick < 0.6 and status in (200, 202):
+            with self._lock:
+                self.stats.cancel_acked[oid] = time.monotonic()
+        elif 0.8 <= pick < 0.97 and status in (200, 202) and isinstance(answer, dict):
+            with self._lock:
+                self.stats.acked[answer["id"]] = (answer["symbol"], time.monotonic())
 
     def _run(self, seed: float) -> None:
         rng = random.Random(seed)
@@ -237,26 +270,21 @@ class Load:
                 if conn is None:
                     conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
                 if mine and rng.random() < 0.25:
-                    oid = mine.pop(rng.randrange(len(mine)))
-                    sent = time.monotonic()
-                    conn.request("DELETE", f"/api/orders/{oid}")
-                    status, body = self._answer(conn, sent)
-                    if status in (200, 202):
-                        with self._lock:
-                            self.stats.cancel_acked[oid] = time.monotonic()
+                    self._manage(conn, rng, mine)
                 else:
                     wait = rng.random() < 0.1
                     sent = time.monotonic()
+                    request = self._order(rng)
                     conn.request("POST", "/api/orders" + ("?wait=true&timeout=500" if wait
                                                           else ""),
-                                 body=json.dumps(self._order(rng)),
+                                 body=json.dumps(request),
                                  headers={"Content-Type": "application/json"})
                     status, body = self._answer(conn, sent)
                     if status in (201, 202) and isinstance(body, dict) and "id" in body:
                         with self._lock:
                             self.stats.acked[body["id"]] = (body["symbol"], time.monotonic())
-                        if body.get("status") in ("PENDING", "OPEN", "PARTIAL"):
-                            mine.append(body["id"])
+                        if body.get("status") in ("PENDING", "UNTRIGGERED", "OPEN", "PARTIAL"):
+                            mine.append((body["id"], request))
             except (OSError, http.client.HTTPException):
                 with self._lock:
                     self.stats.errors += 1
@@ -343,9 +371,11 @@ def check(cluster: Cluster, stats: LoadStats, result: RoundResult) -> RoundResul
             elif int(filled) > int(qty):
                 result.doubled += 1
                 result.details.append(f"order {oid} filled {filled} > quantity {qty}")
+        ops: Counter = Counter()
         for s in SYMBOLS:
-            seen = Counter(f.get("id") for _eid, f in r.xrange(keys.journal(s))
-                           if f.get("op") == "place")
+            entries = r.xrange(keys.journal(s))
+            ops.update(f.get("op") for _eid, f in entries)
+            seen = Counter(f.get("id") for _eid, f in entries if f.get("op") == "place")
             dup = [oid for oid, n in seen.items() if n > 1]
             result.doubled += len(dup)
             result.details.extend(f"{s}: order {oid} journaled twice" for oid in dup)
@@ -354,6 +384,7 @@ def check(cluster: Cluster, stats: LoadStats, result: RoundResult) -> RoundResul
             if n_trades != trade_seq:
                 result.doubled += 1
                 result.details.append(f"{s}: {n_trades} trades stored, trade seq {trade_seq}")
+        result.notes["journal_ops"] = dict(ops)  # so far: every kind of command is in it
         diffs = verify(r, cluster.settings)
         result.mismatches = len(diffs)
         result.details.extend(diffs[:20])

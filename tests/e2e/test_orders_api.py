@@ -127,8 +127,13 @@ def test_same_client_order_id_returns_the_original_with_200(stack):
     first = place(c, order(s, "BUY", 1, 10, clientOrderId="same-id_1"))
     stack.drained(s)
     seq_before, keys_before = journal.last_sequence(stack.r, s), durable_keys(stack.r)
-    again = c.post("/api/orders", json=order(s, "SELL", 3, 12, clientOrderId="same-id_1"))
+    again = c.post("/api/orders", json=order(s, "BUY", "1.000", "10.00",
+                                              clientOrderId="same-id_1"))
     assert again.status_code == 200
+    # the same clientOrderId with another order is a reuse: 409, nothing placed
+    reused = c.post("/api/orders", json=order(s, "SELL", 3, 12, clientOrderId="same-id_1"))
+    assert reused.status_code == 409
+    assert reused.get_json()["error"]["code"] == "CLIENT_ORDER_ID_REUSED"
     body = again.get_json()
     assert body["id"] == first["id"] and body["side"] == "BUY" and body["status"] == "OPEN"
     assert journal.last_sequence(stack.r, s) == seq_before

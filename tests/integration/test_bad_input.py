@@ -83,7 +83,7 @@ def test_non_object_body_is_400(check, data):
     (good(side=_DROP), "type"),
     (good(type="HOLD"), "type"),
     (good(orderType="STOP"), "orderType"),
-    (good(timeInForce="GTD"), "timeInForce"),
+    (good(timeInForce="DAY"), "timeInForce"),
     (good(selfTradePrevention="ALWAYS"), "selfTradePrevention"),
     (good(price="1e2"), "price"),
     (good(price="0x10"), "price"),
@@ -123,6 +123,27 @@ def test_non_object_body_is_400(check, data):
     (good(clientOrderId="é"), "clientOrderId"),
     (good(clientOrderId="a/b"), "clientOrderId"),
     (good(clientOrderId=12), "clientOrderId"),
+    # stop orders and GTD
+    (good(orderType="STOP_LIMIT"), "stopPrice"),
+    (good(orderType="STOP_LIMIT", stopPrice="100.001"), "stopPrice"),
+    (good(orderType="STOP_LIMIT", stopPrice=-1), "stopPrice"),
+    (good(orderType="STOP_LIMIT", stopPrice=0), "stopPrice"),
+    (good(orderType="STOP_LIMIT", stopPrice=100, price=_DROP), "price"),
+    (good(stopPrice="100"), "stopPrice"),
+    (good(orderType="STOP_MARKET", stopPrice=100), "price"),
+    (good(orderType="STOP_LIMIT", stopPrice=100, postOnly=True), "postOnly"),
+    (good(orderType="STOP_LIMIT", stopPrice=100, timeInForce="IOC"), "timeInForce"),
+    (good(orderType="STOP_MARKET", price=_DROP, stopPrice=100, timeInForce="FOK"),
+     "timeInForce"),
+    (good(orderType="STOP_LIMIT", stopPrice=100, timeInForce="GTD",
+          expireTime=4_000_000_000_000), "timeInForce"),
+    (good(timeInForce="GTD"), "expireTime"),
+    (good(timeInForce="GTD", expireTime=1), "expireTime"),
+    (good(timeInForce="GTD", expireTime=4_102_444_800_000), "expireTime"),  # year 2100
+    (good(timeInForce="GTD", expireTime="soon"), "expireTime"),
+    (good(timeInForce="GTD", expireTime=4.5), "expireTime"),
+    (good(expireTime=4_000_000_000_000), "expireTime"),
+    (good(orderType="MARKET", price=_DROP, timeInForce="GTD"), "timeInForce"),
 ])
 def test_invalid_order_is_400_with_the_field_named(client, check, body, field):
     err = check("POST", "/api/orders", json=body, code="VALIDATION_ERROR")
@@ -229,11 +250,132 @@ def test_unknown_routes_are_404_json(check, path):
     check("POST", path, status=404, json=GOOD)
 
 
+@pytest.fixture
+def resting(client, r):
+    """A PENDING order (no worker runs here) and the key count after placing it."""
+    resp = client.post("/api/orders", json=good(clientOrderId="keep-1"))
+    assert resp.status_code == 202
+    return resp.get_json()["id"], r.dbsize(), r.llen(QUEUE)
+
+
+def _unchanged(client, r, resting, method, path, status, code, field=None, **kwargs):
+    resp = client.open(path, method=method, **kwargs)
+    assert resp.status_code == status, (path, resp.get_json())
+    err = resp.get_json()["error"]
+    assert err["code"] == code, err
+    if field is not None:
+        assert field in err.get("fields", {}), err
+    assert (r.dbsize(), r.llen(QUEUE)) == resting[1:], "something was stored or queued"
+    return err
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"quantity": "0.5"}, "quantity"),  # not below the quantity
+    ({"quantity": "0.6"}, "quantity"),
+    ({"quantity": "0.0001"}, "quantity"),  # not a lot multiple
+    ({"quantity": 0}, "quantity"), ({"quantity": -1}, "quantity"),
+    ({"quantity": "x"}, "quantity"), ({}, "quantity"), ({"quantity": 0.1, "price": 1}, "price"),
+])
+def test_bad_reduce_is_400_and_changes_nothing(client, r, resting, body, field):
+    _unchanged(client, r, resting, "PATCH", f"/api/orders/{resting[0]}", 400,
+               "VALIDATION_ERROR", field, json=body)
+
+
+def test_reduce_and_replace_of_unknown_orders_are_404(client, r, resting):
+    _unchanged(client, r, resting, "PATCH", "/api/orders/ord_nope", 404, "ORDER_NOT_FOUND",
+               json={"quantity": 0.1})
+    _unchanged(client, r, resting, "POST", "/api/orders/ord_nope/replace", 404,
+               "ORDER_NOT_FOUND", json=GOOD)
+    _unchanged(client, r, resting, "DELETE", "/api/orders/by-client-id/nope", 404,
+               "ORDER_NOT_FOUND")
+    _unchanged(client, r, resting, "DELETE", "/api/orders/by-client-id/keep-1?symbol=ETH-USD",
+               404, "ORDER_NOT_FOUND")
+
+
+@pytest.mark.parametrize("body,field", [
+    (good(symbol="ETH-USD", price="100", quantity="1"), "symbol"),
+    (good(side="SELL"), "side"),
+    (good(side=_DROP, type="SELL"), "type"),
+    (good(price="1.001"), "price"),
+    (good(extra=1), "extra"),
+])
+def test_bad_replace_is_400_and_changes_nothing(client, r, resting, body, field):
+    _unchanged(client, r, resting, "POST", f"/api/orders/{resting[0]}/replace", 400,
+               "VALIDATION_ERROR", field, json=body)
+
+
+def test_clientorderid_reused_for_another_order_is_409(client, r, resting):
+    err = _unchanged(client, r, resting, "POST", "/api/orders", 409, "CLIENT_ORDER_ID_REUSED",
+                     "clientOrderId", json=good(clientOrderId="keep-1", quantity="0.6"))
+    assert resting[0] in err["message"]
+    # the same request again is the idempotent replay: 200 with the original
+    again = client.post("/api/orders", json=good(clientOrderId="keep-1"))
+    assert again.status_code == 200 and again.get_json()["id"] == resting[0]
+
+
+def test_test_order_validates_and_stores_nothing(client, r, resting):
+    resp = client.post("/api/orders/test", json=good())
+    assert resp.status_code == 200 and resp.get_json() == {"valid": True}
+    assert (r.dbsize(), r.llen(QUEUE)) == resting[1:]
+    _unchanged(client, r, resting, "POST", "/api/orders/test", 400, "VALIDATION_ERROR",
+               "price", json=good(price="0.001"))
+    _unchanged(client, r, resting, "POST", "/api/orders/test?wait=true", 400,
+               "VALIDATION_ERROR", json=good())
+
+
+@pytest.mark.parametrize("path", [
+    "/api/orders?symbol=NOPE", "/api/orders?wait=maybe", "/api/orders?foo=1",
+    "/api/orders?timeout=-1",
+])
+def test_bad_cancel_all_query_is_400(client, r, resting, path):
+    _unchanged(client, r, resting, "DELETE", path, 400, "VALIDATION_ERROR")
+
+
+@pytest.mark.parametrize("query", ["wait=true", "foo=1"])
+def test_unknown_query_arguments_on_batch_are_400(client, r, resting, query):
+    _unchanged(client, r, resting, "POST", f"/api/orders/batch?{query}", 400,
+               "VALIDATION_ERROR", json={"orders": [GOOD]})
+
+
 @pytest.mark.parametrize("method,path", [
-    ("PUT", "/api/orders"), ("PATCH", "/api/orders"), ("DELETE", "/api/orders"),
+    ("PUT", "/api/orders"), ("PATCH", "/api/orders"), ("GET", "/api/orders/o/replace"),
     ("PUT", "/api/orders/ord_x"), ("POST", "/api/orders/ord_x"),
     ("DELETE", "/api/orderbook"), ("POST", "/api/trades"),
     ("POST", "/api/markets"), ("POST", "/api/health"), ("PUT", "/api/trades/latest"),
 ])
 def test_wrong_methods_are_405_json(check, method, path):
     check(method, path, status=405, code="METHOD_NOT_ALLOWED")
+
+
+# ---------------------------------------------------------------- messages a new user meets
+
+
+def test_negative_quantity_as_string_or_number_gets_one_message(check):
+    as_text = check("POST", "/api/orders", json=good(quantity="-1"))["fields"]["quantity"]
+    as_number = check("POST", "/api/orders", json=good(quantity=-1))["fields"]["quantity"]
+    assert as_text == as_number and "greater than 0" in as_text[0]
+
+
+def test_every_missing_field_is_reported_at_once(check):
+    fields = check("POST", "/api/orders", json={})["fields"]
+    assert {"quantity", "type", "side", "price"} <= set(fields), fields
+    fields = check("POST", "/api/orders", json={"quantity": 1, "price": 1})["fields"]
+    assert set(fields) == {"type", "side"} and "side" in fields["side"][0]
+
+
+def test_unknown_status_message_names_the_valid_ones(check):
+    err = check("GET", "/api/orders?status=open")
+    message = err["fields"]["status"][0]
+    assert "['" not in message and "'open'" in message and "UNTRIGGERED" in message
+
+
+def test_client_order_id_message_says_the_rule(check):
+    message = check("POST", "/api/orders", json=good(clientOrderId="a b"))["fields"][
+        "clientOrderId"][0]
+    assert "64" in message and "A-Z" in message
+
+
+def test_413_names_the_limit(check, app):
+    blob = json.dumps({**GOOD, "pad": "x" * 300_000})
+    err = check("POST", "/api/orders", status=413, data=blob, content_type="application/json")
+    assert str(app.config["MAX_CONTENT_LENGTH"]) in err["message"]

@@ -453,7 +453,7 @@ def test_fast_event_constructors_build_equal_events():
     from engine import matcher
 
     o = Order("a", BUY, OrderType.LIMIT, TimeInForce.GTC, 1, 2, 3, 4)
-    args = (o, Status.OPEN, None, 0, 0, 9)
+    args = (o, Status.OPEN, None, 0, 0, 9, 2)
     assert matcher._Updated(*args) == OrderUpdated(*args)
     assert type(matcher._Updated(*args)) is OrderUpdated
     targs = (1, 2, 3, "m", "t", BUY, 5)
