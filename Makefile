@@ -8,6 +8,7 @@ PORT ?= 3000
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update && apt-get install -y postgresql)
 	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@

@@ -14,6 +14,10 @@ from decimal import Decimal
 # The project's own Redis (Procfile `redis`, redis.conf) listens here, never on 6379.
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6390/0"
 
+# The history archive (archive/): an embedded SQLite file by default, PostgreSQL in production.
+DEFAULT_ARCHIVE_URL = "sqlite:///" + os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "var", "archive.sqlite3")
+
 DEFAULT_MARKETS = (
     {"symbol": "BTC-USD", "tickSize": "0.01", "lotSize": "0.001"},
     {"symbol": "ETH-USD", "tickSize": "0.01", "lotSize": "0.01"},
@@ -64,6 +68,13 @@ class Settings:
     ws_batch_ms: float = 20.0
     # The worker's own Prometheus endpoint (accept->processed latency etc.); 0: off.
     worker_metrics_port: int = 0
+    # History (archive/): final orders, their fills, trades and journal entries older than
+    # archive_after_seconds move from Redis to archive_url, archive_batch orders per step,
+    # one run per symbol every archive_interval_seconds (Celery beat).
+    archive_url: str = DEFAULT_ARCHIVE_URL
+    archive_after_seconds: float = 3600.0
+    archive_batch: int = 1000
+    archive_interval_seconds: float = 10.0
     # Tests only: kill the worker (SIGKILL) at these points with this probability.
     fault_points: tuple[str, ...] = ()
     fault_probability: float = 0.0
@@ -133,6 +144,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         heartbeat_stale_seconds=float(env.get("HEARTBEAT_STALE_SECONDS") or 5.0),
         worker_metrics_port=int(env.get("WORKER_METRICS_PORT") or 0),
         ws_batch_ms=float(env.get("WS_BATCH_MS") or 20.0),
+        archive_url=env.get("ARCHIVE_URL") or DEFAULT_ARCHIVE_URL,
+        archive_after_seconds=float(env.get("ARCHIVE_AFTER_SECONDS") or 3600),
+        archive_batch=int(env.get("ARCHIVE_BATCH") or 1000),
+        archive_interval_seconds=float(env.get("ARCHIVE_INTERVAL_SECONDS") or 10),
         fault_points=tuple(filter(None, env.get("FAULT_POINTS", "").split(","))),
         fault_probability=float(env.get("FAULT_PROBABILITY", "0") or 0),
     )

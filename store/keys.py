@@ -18,6 +18,9 @@ committed in one MULTI/EXEC. Order and account keys are global.
 | sym:{S}:last                 | string | last trade price (ticks)                               |
 | sym:{S}:volume               | hash   | minute -> traded lots, for volume24h                   |
 | sym:{S}:heartbeat            | string | ms time of the matcher's last sign of life             |
+| sym:{S}:final                | zset   | final order ids not yet archived, score = updatedAt ms |
+| sym:{S}:archived             | string | set once anything of the symbol moved to the archive   |
+| sym:{S}:archiver             | string | lease token of the archive mover working on the symbol |
 | order:{id}                   | hash   | one order (ints: ticks, lots)                          |
 | order:{id}:fills             | list   | trade sequences the order took part in                 |
 | acct:{A}:n                   | string | the account's acceptance counter (INCR)                |
@@ -82,6 +85,18 @@ def volume(symbol: str) -> str:
 
 def heartbeat(symbol: str) -> str:
     return _sym(symbol, "heartbeat")
+
+
+def final_orders(symbol: str) -> str:
+    return _sym(symbol, "final")
+
+
+def archived(symbol: str) -> str:
+    return _sym(symbol, "archived")
+
+
+def archiver(symbol: str) -> str:
+    return _sym(symbol, "archiver")
 
 
 def order(order_id: str) -> str:
