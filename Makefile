@@ -18,6 +18,7 @@ install: $(VENV)/.installed
 # web gets $(PORT) (honcho numbers ports from -p in Procfile order).
 run: install
 	mkdir -p var/redis logs
+	$(PY) -m archive.migrate
 	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6390/0} $(VENV)/bin/honcho start -p $(PORT)
 
 test: install
@@ -43,10 +44,12 @@ bench-pipeline: load
 soak: install
 	$(PY) -m bench.soak --rounds $${ROUNDS:-50}
 
-# Replay every journal and compare with Redis (REDIS_URL; default the project's 6390).
-# VERIFY_ARGS e.g. "--symbol BTC-USD" or "--rebuild" (refused while a worker holds the lease).
+# Replay every journal (the archive's part, then Redis's) and compare with what Redis and
+# the archive hold together (REDIS_URL, ARCHIVE_URL; default the project's 6390 and SQLite).
+# VERIFY_ARGS e.g. "--symbol BTC-USD" or "--rebuild" (refused while a worker holds the lease,
+# and for a symbol that has archived history).
 verify: install
-	$(PY) -m store.verify $(VERIFY_ARGS)
+	$(PY) -m archive.verify $(VERIFY_ARGS)
 
 # WebSocket fan-out: own redis-server, gunicorn, worker; 1000 clients on trade+orderbook of
 # BTC-USD/ETH-USD while orders flow. WS_BENCH_ARGS e.g. "--clients 1000 --rate 500

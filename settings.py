@@ -75,6 +75,7 @@ class Settings:
     archive_after_seconds: float = 3600.0
     archive_batch: int = 1000
     archive_interval_seconds: float = 10.0
+    archive_lease_ms: int = 5000  # a mover that died holds its symbol this long at most
     # Tests only: kill the worker (SIGKILL) at these points with this probability.
     fault_points: tuple[str, ...] = ()
     fault_probability: float = 0.0
@@ -148,6 +149,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         archive_after_seconds=float(env.get("ARCHIVE_AFTER_SECONDS") or 3600),
         archive_batch=int(env.get("ARCHIVE_BATCH") or 1000),
         archive_interval_seconds=float(env.get("ARCHIVE_INTERVAL_SECONDS") or 10),
+        archive_lease_ms=int(env.get("ARCHIVE_LEASE_MS") or 5000),
         fault_points=tuple(filter(None, env.get("FAULT_POINTS", "").split(","))),
         fault_probability=float(env.get("FAULT_PROBABILITY", "0") or 0),
     )

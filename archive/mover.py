@@ -63,7 +63,8 @@ class Mover:
     def __init__(self, r: redis.Redis, settings: Settings, symbol: str):
         self.r, self.settings, self.symbol = r, settings, symbol
         self.engine = db.engine(settings.archive_url)
-        self.lease = Lease(r, symbol, ttl_ms=30_000, key=keys.archiver(symbol))
+        self.lease = Lease(r, symbol, ttl_ms=settings.archive_lease_ms,
+                           key=keys.archiver(symbol))
         self._remove = r.register_script(_REMOVE)
 
     def run(self, budget_seconds: float = 5.0) -> Moved:

@@ -75,15 +75,18 @@ def _decoding(r: redis.Redis) -> redis.Redis:
         **{**kwargs, "decode_responses": True}))
 
 
-def replay(r: redis.Redis, symbol: str) -> Replay:
-    """Replay SYMBOL's journal through its applied cursor with the pure engine."""
+def replay(r: redis.Redis, symbol: str, read_after=journal.read_after) -> Replay:
+    """Replay SYMBOL's journal through its applied cursor with the pure engine.
+
+    ``read_after`` reads the journal (``archive.verify`` passes one that reads the
+    archive's older part first)."""
     applied = int(r.get(keys.applied(symbol)) or 0)
     accepted = journal.last_sequence(r, symbol)
     rep = Replay(symbol, applied, accepted, OrderBook(symbol))
     expected_seq = 1
     after = 0
     while True:
-        batch = journal.read_after(r, symbol, after, CHUNK)
+        batch = read_after(r, symbol, after, CHUNK)
         if not batch:
             break
         for command, _rid in batch:

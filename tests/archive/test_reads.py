@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy.exc import SQLAlchemyError
 
 from archive import mover as mover_module
+from archive.verify import verify
 from store import keys
 from tests.archive.venue import Venue
 
@@ -67,6 +68,7 @@ def test_archived_history_reads_the_same(archive_settings):
         assert bool(in_redis) == (before[oid]["status"] in {"OPEN", "PARTIAL"}), oid
     assert venue.r.xlen(keys.trades("BTC-USD")) == 0
     assert _history(venue, ids) == before
+    assert verify(venue.r, archive_settings) == []
 
     # A cancel of an archived order is a 409 as before; a clientOrderId replay is a 200.
     filled = next(oid for oid in ids if before[oid]["status"] == "FILLED")
@@ -91,9 +93,11 @@ def test_walks_stay_exact_in_every_state_of_a_move(archive_settings, monkeypatch
     monkeypatch.setattr(mover_module.Mover, "_remove_from_redis", lambda *a: (0, 0))
     venue.move(steps=1)  # copied and committed, still in Redis too
     assert _history(venue, ids) == before
+    assert verify(venue.r, archive_settings) == []
     monkeypatch.setattr(mover_module.Mover, "_remove_from_redis", real_remove)
     venue.move()
     assert _history(venue, ids) == before
+    assert verify(venue.r, archive_settings) == []
 
 
 @pytest.mark.parametrize("archive_url", ["postgresql"], indirect=True)
