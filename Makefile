@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 3000
 
-.PHONY: install run test lint bench load bench-pipeline bench-ws soak verify clean
+.PHONY: install run test lint bench load bench-pipeline bench-ws soak verify clean bench-memory
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
@@ -56,6 +56,11 @@ verify: install
 # --seconds 15", "--synthetic" (publish commits, no REST/worker), "--worker-class gthread".
 bench-ws: install
 	$(PY) -m bench.ws_bench $(WS_BENCH_ARGS)
+
+# Redis memory under sustained flow with the archive mover on: flat after warm-up while the
+# archive grows. MEMORY_ARGS e.g. "--orders 300000", "--no-mover", "--postgres".
+bench-memory: install
+	$(PY) -m bench.memory --sustained $(MEMORY_ARGS)
 
 clean:
 	rm -rf $(VENV) var logs .pytest_cache .hypothesis
