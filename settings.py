@@ -76,6 +76,9 @@ class Settings:
     archive_batch: int = 1000
     archive_interval_seconds: float = 10.0
     archive_lease_ms: int = 5000  # a mover that died holds its symbol this long at most
+    # The worker checkpoints each book every this many commands (0: never); the journal
+    # leaves Redis only below the newest checkpoint the mover has verified.
+    checkpoint_every: int = 100_000
     # Tests only: kill the worker (SIGKILL) at these points with this probability.
     fault_points: tuple[str, ...] = ()
     fault_probability: float = 0.0
@@ -150,6 +153,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         archive_batch=int(env.get("ARCHIVE_BATCH") or 1000),
         archive_interval_seconds=float(env.get("ARCHIVE_INTERVAL_SECONDS") or 10),
         archive_lease_ms=int(env.get("ARCHIVE_LEASE_MS") or 5000),
+        checkpoint_every=int(env.get("CHECKPOINT_EVERY") or 100_000),
         fault_points=tuple(filter(None, env.get("FAULT_POINTS", "").split(","))),
         fault_probability=float(env.get("FAULT_PROBABILITY", "0") or 0),
     )

@@ -5,8 +5,9 @@ One ``Mover.step`` takes a bounded batch of
   ``archive_after_seconds`` (the ``final`` index the commit script keeps, oldest first),
   with their hashes and fills lists;
 * the oldest trades, while older than the same age (a prefix of the trades stream);
-* the oldest journal entries, while older than that age and already applied (a prefix of
-  the journal: the verifier replays the archive's part first);
+* the oldest journal entries, while older than that age and at or below the newest
+  verified book checkpoint (``archive.checkpoints``; a prefix of the journal: replays read
+  the archive's part first);
 
 inserts them in the archive in one transaction (a row already there is skipped), commits,
 and only then removes them from Redis with ``lua/remove.lua``: one atomic step, fenced by
@@ -31,7 +32,7 @@ from pathlib import Path
 import orjson
 import redis
 
-from archive import db, tables
+from archive import checkpoints, db, tables
 from settings import Settings
 from store import keys
 from workers.lease import Lease
@@ -66,10 +67,12 @@ class Mover:
         self.lease = Lease(r, symbol, ttl_ms=settings.archive_lease_ms,
                            key=keys.archiver(symbol))
         self._remove = r.register_script(_REMOVE)
+        self.journal_upto: int | None = None  # the newest verified checkpoint's sequence
 
     def run(self, budget_seconds: float = 5.0) -> Moved:
         """Steps until nothing is due or the budget is spent; returns what moved."""
         total = Moved()
+        self.journal_upto = None  # a new run looks for a newer checkpoint
         deadline = time.monotonic() + budget_seconds
         try:
             while time.monotonic() < deadline:
@@ -85,6 +88,8 @@ class Mover:
     def step(self, now_ms: int | None = None) -> Moved:
         if not self.lease.renew():
             return Moved()
+        if self.journal_upto is None:  # once per run: verifying replays the journal
+            self.journal_upto = checkpoints.verify_new(self.r, self.engine, self.symbol)
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         cutoff = now_ms - int(self.settings.archive_after_seconds * 1000)
         batch = self.settings.archive_batch
@@ -147,11 +152,14 @@ class Mover:
         return rows
 
     def _journal(self, cutoff: int, batch: int) -> list[dict]:
-        applied = int(self.r.get(keys.applied(self.symbol)) or 0)
+        upto = self.journal_upto or 0
+        if not upto:
+            return []
         rows = []
-        for eid, f in self.r.xrange(keys.journal(self.symbol), count=batch):
+        for eid, f in self.r.xrange(keys.journal(self.symbol), max=keys.stream_id(upto),
+                                    count=batch):
             seq = keys.sequence_of(eid)
-            if seq > applied or int(f["ts"]) >= cutoff:
+            if int(f["ts"]) >= cutoff:
                 break
             rows.append({"symbol": self.symbol, "seq": seq, "fields": orjson.dumps(f).decode()})
         return rows

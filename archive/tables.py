@@ -53,3 +53,10 @@ journal = Table(
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("fields", Text, nullable=False),  # the stream entry's fields as JSON
 )
+
+checkpoints = Table(
+    "checkpoints", metadata,
+    Column("symbol", String, primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("book", Text, nullable=False),  # archive.checkpoints.snapshot as JSON
+)

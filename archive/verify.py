@@ -13,9 +13,11 @@ check that what Redis and the archive hold together is exactly what the replay i
   nothing else does; the trade sequence and last price agree;
 * the resting set and the book levels equal the replayed book.
 
-``--rebuild`` is ``store.verify``'s rebuild, refused for a symbol that has archived
-anything (rebuilding would put archived orders back in Redis). Exit 0 ``OK``, 1 with the
-differences.
+By default the replay starts from the newest verified book checkpoint
+(``archive.checkpoints``) and checks what changed after it; ``--full`` replays from
+sequence 1 and checks everything. ``--rebuild`` is ``store.verify``'s rebuild, refused
+for a symbol that has archived anything (rebuilding would put archived orders back in
+Redis). Exit 0 ``OK``, 1 with the differences.
 """
 
 from __future__ import annotations
@@ -27,32 +29,14 @@ import orjson
 import redis
 import sqlalchemy as sa
 
-from archive import db, tables
-from engine.types import FINAL_STATUSES, Side
+from archive import checkpoints, db, tables
+from engine.types import FINAL_STATUSES, OrderUpdated, Side
 from schemas.markets import Market, get_market
 from settings import Settings, load_settings
-from store import codec, journal, keys
+from store import keys
 from store import verify as redis_verify
 
 CHUNK = redis_verify.CHUNK
-
-
-def _reader(conn: sa.Connection):
-    """A ``read_after`` for the replay: the archive's journal first, then Redis's."""
-    t = tables.journal
-
-    def read_after(r, symbol, after, count):
-        rows = conn.execute(sa.select(t.c.seq, t.c.fields).where(
-            t.c.symbol == symbol, t.c.seq > after).order_by(t.c.seq).limit(count)).all()
-        if not rows:
-            return journal.read_after(r, symbol, after, count)
-        out = []
-        for seq, fields in rows:
-            f = orjson.loads(fields)
-            out.append((codec.command_from_entry(seq, f), f.get("rid", "")))
-        return out
-
-    return read_after
 
 
 def _archived(conn: sa.Connection, symbol: str):
@@ -97,17 +81,42 @@ def _order_diffs(symbol, oid, where, h, fills, want, want_fills) -> list[str]:
     return diffs
 
 
-def check_symbol(r: redis.Redis, settings: Settings, market: Market) -> tuple[list, dict]:
+def _replay(r: redis.Redis, conn: sa.Connection, symbol: str, full: bool):
+    """The replay from the newest verified checkpoint (``full``: from sequence 1), with the
+    orders resting at the checkpoint in scope as they were there."""
+    snap = None if full else checkpoints.newest(conn, symbol)
+    book = checkpoints.restore(symbol, snap) if snap else None
+    at_checkpoint = dict(book.orders) if book else {}
+    rep = redis_verify.replay(r, symbol, read_after=checkpoints.read_after(conn), start=book)
+    for oid, o in at_checkpoint.items():
+        rep.places.setdefault(oid, o)  # an Order has the fields the checks read
+        if oid not in rep.state:  # unchanged since the checkpoint
+            rep.state[oid] = OrderUpdated(o, o.status, o.reason, o.filled, o.notional,
+                                          o.updated_at)
+    return rep, snap
+
+
+def check_symbol(r: redis.Redis, settings: Settings, market: Market,
+                 full: bool = False) -> tuple[list, dict]:
+    """Differences for one symbol. From the newest verified checkpoint, what changed after
+    it is checked (orders placed or resting since, trades after it); ``full`` replays the
+    whole journal and checks everything."""
     symbol = market.symbol
     with db.engine(settings.archive_url).connect() as conn:
-        rep = redis_verify.replay(r, symbol, read_after=_reader(conn))
+        rep, snap = _replay(r, conn, symbol, full)
         archived, archived_fills, archived_trades = _archived(conn, symbol)
     diffs = list(rep.journal_problems)
     ids = list(rep.places)
     hot = _redis_orders(r, rep, ids)
+    base = snap["tseq"] if snap else 0  # fills up to the checkpoint were checked before it
+
+    def after_base(fills: list[str]) -> list[str]:
+        return [f for f in fills if int(f) > base]
+
     in_both = 0
     for oid in ids:
         h, fills, is_open, listed, queued = hot[oid]
+        fills = after_base(fills)
         want = redis_verify._expected_order(rep, oid)
         want_fills = [str(s) for s in rep.fills.get(oid, [])]
         final = want["status"] in FINAL_STATUSES
@@ -117,7 +126,7 @@ def check_symbol(r: redis.Redis, settings: Settings, market: Market) -> tuple[li
         if oid in archived:
             in_both += h is not None
             diffs += _order_diffs(symbol, oid, "archived", archived[oid],
-                                  archived_fills.get(oid, []), want, want_fills)
+                                  after_base(archived_fills.get(oid, [])), want, want_fills)
             if not final:
                 diffs.append(f"{symbol}: archived order {oid} is {want['status']} by replay")
         if h is not None:
@@ -129,34 +138,40 @@ def check_symbol(r: redis.Redis, settings: Settings, market: Market) -> tuple[li
                              f"{'in' if is_open else 'not in'} the open index")
             if final and not queued:
                 diffs.append(f"{symbol}: final order {oid} is not queued for the archive")
-    diffs += [f"{symbol}: archived order {oid} is not in the journal"
-              for oid in archived if oid not in rep.places]
-    diffs += _trade_diffs(r, market, rep, archived_trades)
+    if snap is None:
+        diffs += [f"{symbol}: archived order {oid} is not in the journal"
+                  for oid in archived if oid not in rep.places]
+    diffs += _trade_diffs(r, market, rep, archived_trades, base)
     diffs += _book_diffs(r, rep)
-    counts = {"commands": rep.applied, "accepted": rep.accepted, "orders": len(ids),
-              "archived": len(archived), "in_both": in_both, "trades": len(rep.trades),
+    counts = {"from_checkpoint": snap["seq"] if snap else 0, "commands": rep.applied,
+              "accepted": rep.accepted, "orders": len(ids), "archived": len(archived),
+              "in_both": in_both, "trades": len(rep.trades),
               "trades_archived": len(archived_trades), "resting": len(rep.book.orders)}
     return diffs, counts
 
 
-def _trade_diffs(r: redis.Redis, market: Market, rep, archived_trades: dict) -> list[str]:
+def _trade_diffs(r: redis.Redis, market: Market, rep, archived_trades: dict,
+                 base: int) -> list[str]:
+    """Trades after ``base`` (the checkpoint's trade sequence) against the replay's."""
     symbol = market.symbol
     stored = {keys.sequence_of(eid): orjson.loads(f["t"])
-              for eid, f in r.xrange(keys.trades(symbol))}
+              for eid, f in r.xrange(keys.trades(symbol), min=keys.stream_id(base + 1))}
+    archived_trades = {s: t for s, t in archived_trades.items() if s > base}
     diffs = []
-    for seq, e in enumerate(rep.trades, start=1):
+    for seq, e in enumerate(rep.trades, start=base + 1):
         want = redis_verify._expected_trade(market, e)
         copies = [c for c in (stored.get(seq), archived_trades.get(seq)) if c is not None]
         if not copies:
             diffs.append(f"{symbol}: trade {seq} is in neither Redis nor the archive")
         diffs += [f"{symbol}: trade {seq} is {c}, replay says {want}" for c in copies
                   if c != want]
-    extra = sorted((set(stored) | set(archived_trades)) - set(range(1, len(rep.trades) + 1)))
+    last = base + len(rep.trades)
+    extra = sorted((set(stored) | set(archived_trades)) - set(range(base + 1, last + 1)))
     if extra:
         diffs.append(f"{symbol}: trades {extra[:10]} are stored but not in the replay")
     trade_seq = int(r.get(keys.trade_seq(symbol)) or 0)
-    if trade_seq != len(rep.trades):
-        diffs.append(f"{symbol}: trade sequence is {trade_seq}, replay has {len(rep.trades)}")
+    if trade_seq != last:
+        diffs.append(f"{symbol}: trade sequence is {trade_seq}, replay says {last}")
     if rep.trades and r.get(keys.last_price(symbol)) != str(rep.trades[-1].price):
         diffs.append(f"{symbol}: last price differs from the replay's {rep.trades[-1].price}")
     return diffs
@@ -184,11 +199,11 @@ def _queue_final(r: redis.Redis, symbol: str) -> None:
         r.zadd(keys.final_orders(symbol), dict(items[start:start + CHUNK]))
 
 
-def verify(r: redis.Redis, settings: Settings, symbols=None) -> list[str]:
+def verify(r: redis.Redis, settings: Settings, symbols=None, full: bool = False) -> list[str]:
     """Every difference between Redis + archive and the journal replay ([] when consistent)."""
     out = []
     for symbol in symbols or settings.symbols:
-        out += check_symbol(r, settings, get_market(settings, symbol))[0]
+        out += check_symbol(r, settings, get_market(settings, symbol), full)[0]
     return out
 
 
@@ -196,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m archive.verify",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--symbol", action="append", help="only this symbol (repeatable)")
+    parser.add_argument("--full", action="store_true",
+                        help="replay from sequence 1, not from the newest checkpoint")
     parser.add_argument("--rebuild", action="store_true",
                         help="rewrite Redis's derived state from the replay (nothing archived)")
     args = parser.parse_args(argv)
@@ -213,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             counts = redis_verify.rebuild_symbol(r, market)
             _queue_final(r, symbol)
             print(f"{symbol}: REBUILT " + " ".join(f"{k}={v}" for k, v in counts.items()))
-        diffs, counts = check_symbol(r, settings, market)
+        diffs, counts = check_symbol(r, settings, market, args.full)
         summary = " ".join(f"{k}={v}" for k, v in counts.items())
         failed |= bool(diffs)
         print(f"{symbol}: {len(diffs)} DIFFERENCES ({summary})" if diffs

@@ -7,7 +7,8 @@ real matcher and the real mover, in-process, no HTTP.
 
 The flow, per 1000 orders: pairs of crossing GTC orders (both FILLED, one trade), one in
 ten a resting BUY far from the market that is cancelled 2000 orders later (so about 200
-orders stay open), and an IOC that finds no liquidity (CANCELLED). Every ``--move-every`` orders the mover
+orders stay open), and an IOC that finds no liquidity (CANCELLED). The matcher
+checkpoints every 10,000 commands. Every ``--move-every`` orders the mover
 runs (ARCHIVE_AFTER_SECONDS = ``--after``). Prints Redis used_memory over time, Redis bytes
 per open order at the end, and the archive's rows and bytes per order moved.
 """
@@ -98,7 +99,7 @@ def run(orders: int, mover_on: bool = True, after: float = 1.0, move_every: int 
 
 def _run(server, url, orders, mover_on, after, move_every, report) -> dict:
     settings = Settings(redis_url=server.url, archive_url=url, archive_after_seconds=after,
-                        archive_batch=2000)
+                        archive_batch=2000, checkpoint_every=10_000)
     db.migrate(url)
     market = get_market(settings, SYMBOL)
     schema = PlaceOrderSchema(settings)

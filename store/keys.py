@@ -21,6 +21,7 @@ committed in one MULTI/EXEC. Order and account keys are global.
 | sym:{S}:final                | zset   | final order ids not yet archived, score = updatedAt ms |
 | sym:{S}:archived             | string | set once anything of the symbol moved to the archive   |
 | sym:{S}:archiver             | string | lease token of the archive mover working on the symbol |
+| sym:{S}:checkpoint           | string | newest book checkpoint (JSON snapshot at a sequence)   |
 | order:{id}                   | hash   | one order (ints: ticks, lots)                          |
 | order:{id}:fills             | list   | trade sequences the order took part in                 |
 | acct:{A}:n                   | string | the account's acceptance counter (INCR)                |
@@ -97,6 +98,10 @@ def archived(symbol: str) -> str:
 
 def archiver(symbol: str) -> str:
     return _sym(symbol, "archiver")
+
+
+def checkpoint(symbol: str) -> str:
+    return _sym(symbol, "checkpoint")
 
 
 def order(order_id: str) -> str:

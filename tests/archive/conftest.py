@@ -33,6 +33,7 @@ def archive_url(request, tmp_path):
 
 @pytest.fixture
 def archive_settings(settings, archive_url):
-    """Settings with the archive on, everything final immediately due to move."""
+    """Settings with the archive on, everything final immediately due to move, a book
+    checkpoint every 5 commands (so the journal moves too)."""
     return settings.replace(archive_url=archive_url, archive_after_seconds=0.0,
-                            archive_batch=50)
+                            archive_batch=50, checkpoint_every=5)

@@ -69,6 +69,8 @@ def test_archived_history_reads_the_same(archive_settings):
     assert venue.r.xlen(keys.trades("BTC-USD")) == 0
     assert _history(venue, ids) == before
     assert verify(venue.r, archive_settings) == []
+    assert verify(venue.r, archive_settings, full=True) == []
+    assert venue.r.xlen(keys.journal("BTC-USD")) < 5  # below the checkpoint it moved
 
     # A cancel of an archived order is a 409 as before; a clientOrderId replay is a 200.
     filled = next(oid for oid in ids if before[oid]["status"] == "FILLED")
