@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 3000
 
-.PHONY: install run test lint bench load bench-pipeline bench-ws soak verify clean bench-memory
+.PHONY: install run test lint bench load bench-pipeline bench-ws soak verify clean bench-memory bench-restart
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
@@ -61,6 +61,11 @@ bench-ws: install
 # archive grows. MEMORY_ARGS e.g. "--orders 300000", "--no-mover", "--postgres".
 bench-memory: install
 	$(PY) -m bench.memory --sustained $(MEMORY_ARGS)
+
+# Restart and verify cost with many journaled commands, with and without book checkpoints.
+# RESTART_ARGS e.g. "--commands 1000000 --checkpoint-every 100000".
+bench-restart: install
+	$(PY) -m bench.restart $(RESTART_ARGS)
 
 clean:
 	rm -rf $(VENV) var logs .pytest_cache .hypothesis
