@@ -73,15 +73,20 @@ def migrate(url: str) -> None:
         command.upgrade(cfg, "head")
 
 
-def insert_ignore(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
-    """INSERT rows, skipping any whose primary key is already there."""
+def insert_ignore(conn: sa.Connection, table: sa.Table, rows: list[dict],
+                  update: bool = False) -> None:
+    """INSERT rows, skipping any whose primary key is already there (``update``: replace
+    its other columns instead, for rows a later copy may supersede)."""
     if not rows:
         return
-    name = conn.dialect.name
-    if name == "postgresql":
-        stmt = postgresql.insert(table).on_conflict_do_nothing()
-    elif name == "sqlite":
-        stmt = sqlite.insert(table).on_conflict_do_nothing()
-    else:  # any other database: plain INSERT ... and let the key reject a double
-        raise NotImplementedError(f"archive on {name!r} is not supported")
+    dialects = {"postgresql": postgresql, "sqlite": sqlite}
+    if conn.dialect.name not in dialects:
+        raise NotImplementedError(f"archive on {conn.dialect.name!r} is not supported")
+    stmt = dialects[conn.dialect.name].insert(table)
+    if update:
+        keys = [c.name for c in table.primary_key.columns]
+        stmt = stmt.on_conflict_do_update(index_elements=keys, set_={
+            c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys})
+    else:
+        stmt = stmt.on_conflict_do_nothing()
     conn.execute(stmt, rows)

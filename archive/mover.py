@@ -99,7 +99,9 @@ class Mover:
         if not (orders or trade_rows or journal_rows):
             return Moved()
         with self.engine.begin() as conn:
-            db.insert_ignore(conn, tables.orders, orders)
+            # An order copied again (a run that died before its removal) is the same row;
+            # should it ever differ, the newest copy wins, as the removal re-checks it.
+            db.insert_ignore(conn, tables.orders, orders, update=True)
             db.insert_ignore(conn, tables.order_fills, fills)
             db.insert_ignore(conn, tables.trades, trade_rows)
             db.insert_ignore(conn, tables.journal, journal_rows)

@@ -27,3 +27,13 @@ def test_schema_matches_the_tables(archive_url):
         assert columns == {c.name for c in table.columns}, table.name
     indexes = {i["name"] for i in inspector.get_indexes("orders")}
     assert {"ix_orders_account_n", "ix_orders_account_coid"} <= indexes
+
+
+def test_insert_with_update_keeps_the_newest_copy(archive_url):
+    row = {"id": "ord_1", "symbol": "BTC-USD", "account": "a", "n": 1, "status": "FILLED",
+           "side": "BUY", "coid": None, "updated_at": 5, "fields": "{}"}
+    with db.engine(archive_url).begin() as conn:
+        db.insert_ignore(conn, tables.orders, [row], update=True)
+        db.insert_ignore(conn, tables.orders, [{**row, "updated_at": 6}], update=True)
+    with db.engine(archive_url).connect() as conn:
+        assert conn.execute(sa.select(tables.orders.c.updated_at)).scalars().all() == [6]
