@@ -5,6 +5,7 @@ entry exists exactly once across Redis and the archive, and verify passes."""
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -12,26 +13,23 @@ import sqlalchemy as sa
 from archive import db, tables
 from archive.verify import verify
 from store import keys
+from tests.archive.processes import start_archiver, start_beat
 from tests.archive.venue import Venue
-from tests.support import ROOT, VENV_BIN, service_env, stop, wait_until
+from tests.support import stop, wait_until
 from workers.archive_tasks import ARCHIVE_QUEUE, ARCHIVE_TASK
 from workers.celery_app import make_celery
 
 POINTS = ("archive_before_commit", "archive_after_commit", "archive_after_remove")
 
 
-def _celery(args: list[str], settings, log, **env) -> subprocess.Popen:
-    env = service_env(settings.redis_url, ARCHIVE_URL=settings.archive_url,
-                      ARCHIVE_AFTER_SECONDS="0", ARCHIVE_BATCH="7", ARCHIVE_LEASE_MS="500",
-                      ARCHIVE_INTERVAL_SECONDS="0.5", **env)
-    return subprocess.Popen([str(VENV_BIN / "celery"), "-A", "workers.archive_tasks", *args],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+def _env(settings, **env) -> dict:
+    return {"ARCHIVE_URL": settings.archive_url, "ARCHIVE_AFTER_SECONDS": "0",
+            "ARCHIVE_BATCH": "7", "ARCHIVE_LEASE_MS": "500", "ARCHIVE_INTERVAL_SECONDS": "0.5",
+            **env}
 
 
-def archiver(settings, log, **env) -> subprocess.Popen:
-    return _celery(["worker", "--pool=solo", f"--queues={ARCHIVE_QUEUE}", "-n", "archiver@%h",
-                    "--without-gossip", "--without-mingle", "--loglevel=INFO"],
-                   settings, log, **env)
+def archiver(settings, log: Path, **env) -> subprocess.Popen:
+    return start_archiver(settings.redis_url, log, **_env(settings, **env))
 
 
 def _trade(venue: Venue, n: int, ids: list[str]) -> None:
@@ -74,8 +72,7 @@ def _drained(venue: Venue) -> bool:
 
 def _finish_with_beat(settings, venue: Venue, log, tmp_path) -> None:
     """A clean archiver scheduled by beat finishes every move the killed ones left."""
-    beat = _celery(["beat", f"--schedule={tmp_path / 'beat-schedule'}", "--loglevel=INFO"],
-                   settings, log)
+    beat = start_beat(settings.redis_url, log, tmp_path / "beat-schedule", **_env(settings))
     proc = archiver(settings, log)
     try:
         wait_until(lambda: _drained(venue), timeout=90, interval=0.2, what="the archiver")
@@ -88,7 +85,7 @@ def test_kill_the_mover_at_each_point_then_rerun(archive_settings, tmp_path):
     settings = archive_settings
     venue = Venue(settings)
     ids: list[str] = []
-    log = open(tmp_path / "archiver.log", "ab")
+    log = tmp_path / "archiver.log"
     for point in POINTS:
         _trade(venue, 12, ids)
         proc = archiver(settings, log, FAULT_POINTS=point, FAULT_PROBABILITY="1")
@@ -112,7 +109,7 @@ def test_kill_the_mover_at_random(archive_settings, tmp_path):
     settings = archive_settings
     venue = Venue(settings)
     ids: list[str] = []
-    log = open(tmp_path / "archiver.log", "ab")
+    log = tmp_path / "archiver.log"
     for _ in range(3):
         _trade(venue, 10, ids)
         proc = archiver(settings, log, FAULT_POINTS=",".join(POINTS), FAULT_PROBABILITY="0.3")
