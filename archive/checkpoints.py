@@ -67,11 +67,18 @@ def read_after(conn: sa.Connection):
     first, then Redis's, so a replay sees the whole journal wherever it lives."""
     t = tables.journal
 
-    def read(r, symbol, after, count):
-        rows = conn.execute(sa.select(t.c.seq, t.c.fields).where(
+    def archived(symbol, after, count):
+        return conn.execute(sa.select(t.c.seq, t.c.fields).where(
             t.c.symbol == symbol, t.c.seq > after).order_by(t.c.seq).limit(count)).all()
+
+    def read(r, symbol, after, count):
+        rows = archived(symbol, after, count)
         if not rows:
-            return journal.read_after(r, symbol, after, count)
+            batch = journal.read_after(r, symbol, after, count)
+            if not batch or batch[0][0].sequence == after + 1:
+                return batch
+            # The mover moved the next entries between the two reads: they are archived.
+            rows = archived(symbol, after, count)
         out = []
         for seq, fields in rows:
             f = orjson.loads(fields)

@@ -57,7 +57,7 @@ def _redis_orders(r: redis.Redis, rep, ids: list[str]) -> dict:
     out = {}
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start:start + CHUNK]
-        with r.pipeline(transaction=False) as pipe:
+        with r.pipeline(transaction=True) as pipe:  # each order's keys at one instant
             for oid in chunk:
                 account = rep.places[oid].account_id
                 pipe.hgetall(keys.order(oid))
@@ -102,12 +102,19 @@ def check_symbol(r: redis.Redis, settings: Settings, market: Market,
     it is checked (orders placed or resting since, trades after it); ``full`` replays the
     whole journal and checks everything."""
     symbol = market.symbol
-    with db.engine(settings.archive_url).connect() as conn:
-        rep, snap = _replay(r, conn, symbol, full)
-        archived, archived_fills, archived_trades = _archived(conn, symbol)
+    for _ in range(5):  # a live matcher may move the cursor meanwhile: check again
+        with db.engine(settings.archive_url).connect() as conn:
+            rep, snap = _replay(r, conn, symbol, full)
+            # Redis before the archive: the mover commits there before it removes here, so
+            # a row that left Redis before it was read is in the archive when that is read.
+            hot = _redis_orders(r, rep, list(rep.places))
+            stored_trades = {keys.sequence_of(eid): orjson.loads(f["t"])
+                             for eid, f in r.xrange(keys.trades(symbol))}
+            archived, archived_fills, archived_trades = _archived(conn, symbol)
+        if int(r.get(keys.applied(symbol)) or 0) == rep.applied:
+            break
     diffs = list(rep.journal_problems)
     ids = list(rep.places)
-    hot = _redis_orders(r, rep, ids)
     base = snap["tseq"] if snap else 0  # fills up to the checkpoint were checked before it
 
     def after_base(fills: list[str]) -> list[str]:
@@ -141,7 +148,7 @@ def check_symbol(r: redis.Redis, settings: Settings, market: Market,
     if snap is None:
         diffs += [f"{symbol}: archived order {oid} is not in the journal"
                   for oid in archived if oid not in rep.places]
-    diffs += _trade_diffs(r, market, rep, archived_trades, base)
+    diffs += _trade_diffs(r, market, rep, stored_trades, archived_trades, base)
     diffs += _book_diffs(r, rep)
     counts = {"from_checkpoint": snap["seq"] if snap else 0, "commands": rep.applied,
               "accepted": rep.accepted, "orders": len(ids), "archived": len(archived),
@@ -150,12 +157,11 @@ def check_symbol(r: redis.Redis, settings: Settings, market: Market,
     return diffs, counts
 
 
-def _trade_diffs(r: redis.Redis, market: Market, rep, archived_trades: dict,
+def _trade_diffs(r: redis.Redis, market: Market, rep, stored: dict, archived_trades: dict,
                  base: int) -> list[str]:
     """Trades after ``base`` (the checkpoint's trade sequence) against the replay's."""
     symbol = market.symbol
-    stored = {keys.sequence_of(eid): orjson.loads(f["t"])
-              for eid, f in r.xrange(keys.trades(symbol), min=keys.stream_id(base + 1))}
+    stored = {s: t for s, t in stored.items() if s > base}
     archived_trades = {s: t for s, t in archived_trades.items() if s > base}
     diffs = []
     for seq, e in enumerate(rep.trades, start=base + 1):
