@@ -4,10 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 3000
 
-.PHONY: install run test lint bench load bench-pipeline bench-ws bench-market-data soak verify screenshot clean
+.PHONY: install run test lint bench load bench-pipeline bench-ws bench-market-data soak verify screenshot clean bench-memory bench-restart
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update && apt-get install -y postgresql)
 	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
@@ -25,6 +26,7 @@ install: $(VENV)/.installed node_modules/.installed
 # web gets $(PORT) (honcho numbers ports from -p in Procfile order).
 run: install
 	mkdir -p var/redis logs
+	$(PY) -m archive.migrate
 	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6390/0} $(VENV)/bin/honcho start -p $(PORT)
 
 test: install
@@ -51,10 +53,12 @@ bench-pipeline: load
 soak: install
 	$(PY) -m bench.soak --rounds $${ROUNDS:-50}
 
-# Replay every journal and compare with Redis (REDIS_URL; default the project's 6390).
-# VERIFY_ARGS e.g. "--symbol BTC-USD" or "--rebuild" (refused while a worker holds the lease).
+# Replay every journal (the archive's part, then Redis's) and compare with what Redis and
+# the archive hold together (REDIS_URL, ARCHIVE_URL; default the project's 6390 and SQLite).
+# VERIFY_ARGS e.g. "--symbol BTC-USD" or "--rebuild" (refused while a worker holds the lease,
+# and for a symbol that has archived history).
 verify: install
-	$(PY) -m store.verify $(VERIFY_ARGS)
+	$(PY) -m archive.verify $(VERIFY_ARGS)
 
 # WebSocket fan-out: own redis-server, gunicorn, worker; 1000 clients on trade+orderbook of
 # BTC-USD/ETH-USD while orders flow. WS_BENCH_ARGS e.g. "--clients 1000 --rate 500
@@ -70,6 +74,16 @@ bench-market-data: install
 # The README's picture of the trading page, taken by its browser test mid-stream.
 screenshot: install
 	DASHBOARD_SCREENSHOT=docs/dashboard.png $(PY) -m pytest -q tests/e2e/test_dashboard_browser.py -k seeded_stream
+
+# Redis memory under sustained flow with the archive mover on: flat after warm-up while the
+# archive grows. MEMORY_ARGS e.g. "--orders 300000", "--no-mover", "--postgres".
+bench-memory: install
+	$(PY) -m bench.memory --sustained $(MEMORY_ARGS)
+
+# Restart and verify cost with many journaled commands, with and without book checkpoints.
+# RESTART_ARGS e.g. "--commands 1000000 --checkpoint-every 100000".
+bench-restart: install
+	$(PY) -m bench.restart $(RESTART_ARGS)
 
 clean:
 	rm -rf $(VENV) var logs .pytest_cache .hypothesis node_modules

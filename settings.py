@@ -18,6 +18,9 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6390/0"
 # nodes. Writes are stricter than reads; a batch counts its orders.
 DEFAULT_RATE_LIMITS = ("read=1200/minute write=100/10seconds,20000/day "
                        "ws_frames=20/second ws_connections=50")
+# The history archive (archive/): an embedded SQLite file by default, PostgreSQL in production.
+DEFAULT_ARCHIVE_URL = "sqlite:///" + os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "var", "archive.sqlite3")
 
 DEFAULT_MARKETS = (
     {"symbol": "BTC-USD", "tickSize": "0.01", "lotSize": "0.001"},
@@ -76,6 +79,17 @@ class Settings:
     # Where the counters live (default: REDIS_URL); a read-only node on a replica points
     # it at the primary, since a replica cannot count.
     rate_limit_redis_url: str | None = None
+    # History (archive/): final orders, their fills, trades and journal entries older than
+    # archive_after_seconds move from Redis to archive_url, archive_batch orders per step,
+    # one run per symbol every archive_interval_seconds (Celery beat).
+    archive_url: str = DEFAULT_ARCHIVE_URL
+    archive_after_seconds: float = 3600.0
+    archive_batch: int = 1000
+    archive_interval_seconds: float = 10.0
+    archive_lease_ms: int = 5000  # a mover that died holds its symbol this long at most
+    # The worker checkpoints each book every this many commands (0: never); the journal
+    # leaves Redis only below the newest checkpoint the mover has verified.
+    checkpoint_every: int = 100_000
     # Tests only: kill the worker (SIGKILL) at these points with this probability.
     fault_points: tuple[str, ...] = ()
     fault_probability: float = 0.0
@@ -148,6 +162,12 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         rate_limits=env.get("RATE_LIMITS") or DEFAULT_RATE_LIMITS,
         trusted_proxies=int(env.get("TRUSTED_PROXIES") or 0),
         rate_limit_redis_url=env.get("RATE_LIMIT_REDIS_URL") or None,
+        archive_url=env.get("ARCHIVE_URL") or DEFAULT_ARCHIVE_URL,
+        archive_after_seconds=float(env.get("ARCHIVE_AFTER_SECONDS") or 3600),
+        archive_batch=int(env.get("ARCHIVE_BATCH") or 1000),
+        archive_interval_seconds=float(env.get("ARCHIVE_INTERVAL_SECONDS") or 10),
+        archive_lease_ms=int(env.get("ARCHIVE_LEASE_MS") or 5000),
+        checkpoint_every=int(env.get("CHECKPOINT_EVERY") or 100_000),
         fault_points=tuple(filter(None, env.get("FAULT_POINTS", "").split(","))),
         fault_probability=float(env.get("FAULT_PROBABILITY", "0") or 0),
     )

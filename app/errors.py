@@ -73,6 +73,14 @@ def init_app(app: Flask) -> None:
         log.warning("store unavailable: %s", err)
         return error_response(503, "STORE_UNAVAILABLE", "The order store is unreachable; retry.")
 
+    from archive.db import ArchiveUnavailable
+
+    @app.errorhandler(ArchiveUnavailable)
+    def _archive_unavailable(err: Exception):
+        log.warning("archive unavailable: %s", err)
+        return error_response(503, "ARCHIVE_UNAVAILABLE",
+                              "The history archive is unreachable; retry.")
+
     @app.errorhandler(Exception)
     def _fault(err: Exception):
         # A real fault, not something the client sent: log it with the request id.

@@ -319,6 +319,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rate-limits", default="off",
                         help="RATE_LIMITS for the web node (default off; 'count' counts every "
                              "request against limits too high to refuse: the limiter's cost)")
+    parser.add_argument("--archive", action="store_true",
+                        help="run beat + the archiver too (ARCHIVE_AFTER_SECONDS=2, SQLite)")
     args = parser.parse_args(argv)
     if not shutil.which("wrk"):
         print("wrk is missing: apt-get install -y wrk (make load does it)", file=sys.stderr)
@@ -328,15 +330,26 @@ def main(argv=None) -> int:
     server = RedisServer(workdir / "redis", appendonly=True).start()
     port = free_port()
     env = {"LOG_DIR": str(workdir / "logs"), "LOG_LEVEL": "WARNING"}
+    if args.archive:
+        env.update(ARCHIVE_URL=f"sqlite:///{workdir / 'archive.sqlite3'}",
+                   ARCHIVE_AFTER_SECONDS="2", ARCHIVE_INTERVAL_SECONDS="1",
+                   CHECKPOINT_EVERY="20000")
     worker_env = dict(env)
     env["RATE_LIMITS"] = (COUNT_ONLY_LIMITS if args.rate_limits == "count"
                           else args.rate_limits)
     web = worker = None
     watcher = None
+    archiver = []
     results, verify = [], {}
     try:
         web = start_gunicorn(server.url, port, workdir / "gunicorn.log", **env)
         worker = start_worker(server.url, workdir / "worker.log", **worker_env)
+        if args.archive:
+            from tests.archive.processes import start_archiver, start_beat
+
+            archiver = [start_archiver(server.url, workdir / "archiver.log", **worker_env),
+                        start_beat(server.url, workdir / "beat.log", workdir / "beat",
+                                   **worker_env)]
         base = f"http://127.0.0.1:{port}"
 
         def healthy():
@@ -351,7 +364,13 @@ def main(argv=None) -> int:
                                     server.process.pid, workdir))
         started = time.time()
         for s in SYMBOLS:
-            diffs = diff_against_replay(r, get_market(SETTINGS, s), model="engine")
+            if args.archive:  # Redis and the archive together against the replay
+                from archive.verify import check_symbol
+
+                diffs = check_symbol(r, SETTINGS.replace(archive_url=env["ARCHIVE_URL"]),
+                                     get_market(SETTINGS, s), full=True)[0]
+            else:
+                diffs = diff_against_replay(r, get_market(SETTINGS, s), model="engine")
             verify[s] = {"journal": int(r.get(keys.seq(s)) or 0), "diffs": diffs[:5]}
         ok = all(not v["diffs"] for v in verify.values())
         print(f"final state vs journal replay: {'OK' if ok else 'DIFFERENT'} "
@@ -367,6 +386,8 @@ def main(argv=None) -> int:
             watcher.close()
         stop(web)
         stop(worker)
+        for proc in archiver:
+            stop(proc)
         server.stop()
         if args.keep:
             print(f"kept {workdir}", file=sys.stderr)

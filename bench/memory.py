@@ -108,9 +108,23 @@ def run(n: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--orders", type=int, default=10_000)
+    parser.add_argument("--orders", type=int, default=None,
+                        help="orders per phase (default 10000; --sustained: 100000)")
+    parser.add_argument("--sustained", action="store_true",
+                        help="orders flowing with the archive mover on (bench/sustained.py)")
+    parser.add_argument("--no-mover", action="store_true", help="--sustained without the mover")
+    parser.add_argument("--postgres", action="store_true",
+                        help="--sustained with a PostgreSQL archive of its own")
+    parser.add_argument("--after", type=float, default=1.0,
+                        help="--sustained: ARCHIVE_AFTER_SECONDS")
     args = parser.parse_args()
-    figures = run(args.orders)
+    if args.sustained:
+        from bench import sustained
+
+        figures = sustained.run(args.orders or 100_000, mover_on=not args.no_mover,
+                                after=args.after, postgres=args.postgres)
+    else:
+        figures = run(args.orders or 10_000)
     for name, value in figures.items():
         print(f"{name:36} {value}")
     print(orjson.dumps(figures).decode())

@@ -20,6 +20,10 @@ committed in one MULTI/EXEC. Order and account keys are global.
 | sym:{S}:candles:{I}          | zset   | candles of interval I, score = bucket start (candles.py) |
 | sym:{S}:heartbeat            | string | ms time of the matcher's last sign of life             |
 | sym:{S}:gtd                  | zset   | GTD order ids, score = expireTime (ms): the expiry sweep |
+| sym:{S}:final                | zset   | final order ids not yet archived, score = updatedAt ms |
+| sym:{S}:archived             | string | set once anything of the symbol moved to the archive   |
+| sym:{S}:archiver             | string | lease token of the archive mover working on the symbol |
+| sym:{S}:checkpoint           | string | newest book checkpoint (JSON snapshot at a sequence)   |
 | order:{id}                   | hash   | one order (ints: ticks, lots)                          |
 | order:{id}:fills             | list   | trade sequences the order took part in                 |
 | acct:{A}:n                   | string | the account's acceptance counter (INCR)                |
@@ -92,6 +96,20 @@ def heartbeat(symbol: str) -> str:
 
 def gtd(symbol: str) -> str:
     return _sym(symbol, "gtd")
+def final_orders(symbol: str) -> str:
+    return _sym(symbol, "final")
+
+
+def archived(symbol: str) -> str:
+    return _sym(symbol, "archived")
+
+
+def archiver(symbol: str) -> str:
+    return _sym(symbol, "archiver")
+
+
+def checkpoint(symbol: str) -> str:
+    return _sym(symbol, "checkpoint")
 
 
 def order(order_id: str) -> str:

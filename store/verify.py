@@ -79,15 +79,19 @@ def _decoding(r: redis.Redis) -> redis.Redis:
         **{**kwargs, "decode_responses": True}))
 
 
-def replay(r: redis.Redis, symbol: str) -> Replay:
-    """Replay SYMBOL's journal through its applied cursor with the pure engine."""
+def replay(r: redis.Redis, symbol: str, read_after=journal.read_after,
+           start: OrderBook | None = None) -> Replay:
+    """Replay SYMBOL's journal through its applied cursor with the pure engine.
+
+    ``read_after`` reads the journal and ``start`` is the book to start from (a checkpoint;
+    ``archive.verify`` passes both: the journal's archived part is read first)."""
     applied = int(r.get(keys.applied(symbol)) or 0)
     accepted = journal.last_sequence(r, symbol)
-    rep = Replay(symbol, applied, accepted, OrderBook(symbol))
-    expected_seq = 1
-    after = 0
+    rep = Replay(symbol, applied, accepted, start or OrderBook(symbol))
+    after = rep.book.last_sequence
+    expected_seq = after + 1
     while True:
-        batch = journal.read_after(r, symbol, after, CHUNK)
+        batch = read_after(r, symbol, after, CHUNK)
         if not batch or after >= accepted:
             break
         for command, _rid in batch:

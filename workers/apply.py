@@ -16,6 +16,7 @@ import time
 
 import redis
 
+from archive import checkpoints
 from engine import apply
 from schemas.markets import Market
 from settings import Settings
@@ -87,6 +88,7 @@ class SymbolMatcher:
         commit(self.r, self.market, self.lease.token, prev, book.last_sequence, events, now_ms,
                book=book, candles=self.candles)
         metrics.observe_batch(self.symbol, batch, now_ms, time.perf_counter() - started)
+        checkpoints.maybe_write(self.r, book, prev, self.settings.checkpoint_every)
         # One JSON line per batch (logging_setup): grep a web request id to find its commit.
         log.info("committed %s seq %d..%d (%d commands)", self.symbol, prev + 1,
                  book.last_sequence, len(batch), extra={

@@ -26,8 +26,9 @@ return 0
 
 
 class Lease:
-    def __init__(self, r: redis.Redis, symbol: str, ttl_ms: int = 3000):
+    def __init__(self, r: redis.Redis, symbol: str, ttl_ms: int = 3000, key: str | None = None):
         self.r, self.symbol, self.ttl_ms = r, symbol, ttl_ms
+        self.key = key or keys.owner(symbol)  # the archive mover has a lease of its own
         self.token = uuid.uuid4().hex
         self.held = False
         self._renew = r.register_script(_RENEW)
@@ -35,10 +36,10 @@ class Lease:
 
     def renew(self) -> bool:
         """Take the lease if free, extend it if ours; returns whether we hold it."""
-        self.held = bool(self._renew(keys=[keys.owner(self.symbol)],
+        self.held = bool(self._renew(keys=[self.key],
                                      args=[self.token, self.ttl_ms]))
         return self.held
 
     def release(self) -> None:
         self.held = False
-        self._release(keys=[keys.owner(self.symbol)], args=[self.token])
+        self._release(keys=[self.key], args=[self.token])

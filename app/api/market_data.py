@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from app.api.common import all_markets, get_redis, market_for, query
+from app.api.common import all_markets, get_redis, market_for, query, settings
 from app.errors import ApiError
+from archive import reads as history
 from schemas.market_data import CandlesQuery, TickerQuery
 from schemas.orders import BookQuery, LatestTradesQuery, SymbolQuery, TradesQuery
 from store import candles, read
@@ -32,8 +33,8 @@ def depth():
 def trades():
     q = query(_TRADES)
     try:
-        items, next_cursor = read.trades(get_redis(), market_for(q["symbol"]), q["limit"],
-                                         q["cursor"])
+        items, next_cursor = history.trades(get_redis(), settings(), market_for(q["symbol"]),
+                                            q["limit"], q["cursor"])
     except BadCursor:
         raise ApiError(400, "VALIDATION_ERROR", "Unparseable cursor.",
                        {"cursor": ["Unparseable cursor."]}) from None
@@ -43,8 +44,8 @@ def trades():
 @bp.get("/api/trades/latest")
 def latest_trades():
     q = query(_LATEST)
-    return jsonify({"trades": read.latest_trades(get_redis(), market_for(q["symbol"]),
-                                                 q["limit"])})
+    return jsonify({"trades": history.latest_trades(get_redis(), settings(),
+                                                    market_for(q["symbol"]), q["limit"])})
 
 
 @bp.get("/api/markets")

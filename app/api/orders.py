@@ -13,6 +13,7 @@ from marshmallow import ValidationError
 from app import auth, metrics
 from app.api.common import all_markets, get_redis, json_object, market_for, query, settings
 from app.errors import ApiError
+from archive import reads as history
 from schemas.orders import (
     BatchSchema,
     CancelAllQuery,
@@ -50,11 +51,10 @@ def _wait_applied(symbol: str, sequence: int, timeout_ms: int) -> bool:
 
 
 def _order_with_fills(order_id: str, owner: str | None = None) -> dict:
-    h = read.order_hash(get_redis(), order_id)
-    if h is None or (owner is not None and h["acct"] != owner):
+    # Redis first, then the history archive (archive.reads): the same JSON either way.
+    order = history.order_with_fills(get_redis(), settings(), all_markets(), order_id, owner)
+    if order is None:
         raise ApiError(404, "ORDER_NOT_FOUND", f"No order {order_id!r}.")
-    order = codec.order_json_from_hash(h, all_markets()[h["sym"]])
-    order["fills"] = read.fills(get_redis(), h["sym"], order_id)
     return order
 
 
@@ -213,9 +213,9 @@ def list_orders():
     if q["client_order_id"] is not None:
         return jsonify({"orders": _by_client_id(account, q), "nextCursor": None})
     try:
-        orders, next_cursor = read.list_orders(
-            get_redis(), all_markets(), account, symbol=q["symbol"], statuses=q["status"],
-            side=q["side"], limit=q["limit"], cursor=q["cursor"])
+        orders, next_cursor = history.list_orders(
+            get_redis(), settings(), all_markets(), account, symbol=q["symbol"],
+            statuses=q["status"], side=q["side"], limit=q["limit"], cursor=q["cursor"])
     except BadCursor:
         raise ApiError(400, "VALIDATION_ERROR", "Unparseable cursor.",
                        {"cursor": ["Unparseable cursor."]}) from None
@@ -253,6 +253,9 @@ def cancel_by_client_id(client_order_id: str):
 def _cancel(order_id: str, account: str, wait: dict):
     owner = auth.owner_filter(account)
     outcome = journal.request_cancel(get_redis(), order_id, owner, g.request_id)
+    if outcome.outcome == "not_found" and (status := history.archived_status(
+            get_redis(), settings(), all_markets(), order_id, owner)):
+        raise ApiError(409, "ORDER_NOT_CANCELLABLE", f"The order is already {status}.")
     if outcome.outcome == "not_found":
         raise ApiError(404, "ORDER_NOT_FOUND", f"No order {order_id!r}.")
     if outcome.outcome == "final":

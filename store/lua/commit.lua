@@ -4,7 +4,8 @@
 -- store/keys.py (in KEYS or in the batch); every value is a string (notional can pass 2^53,
 -- Lua numbers cannot).
 -- KEYS: 1 owner lease, 2 applied cursor, 3 resting set, 4 book BUY, 5 book SELL,
---       6 trades stream, 7 volume, 8 trade seq, 9 last price, 10 heartbeat
+--       6 trades stream, 7 volume, 8 trade seq, 9 last price, 10 heartbeat,
+--       11 final orders awaiting the archive (score: updated ms)
 -- ARGV: 1 lease token, 2 expected cursor, 3 batch JSON {o, t, l, ts?, lp?, c},
 --       4 new cursor, 5 now (ms), 6 events channel, 7 event message
 -- Returns 1, or an error 'FENCED ...' / 'BADBATCH ...' having written nothing.
@@ -50,6 +51,7 @@ for _, o in ipairs(batch.o) do
   elseif o[9] == 'f' then
     redis.call('ZREM', KEYS[3], o[2])
     redis.call('ZREM', o[10], o[2])
+    redis.call('ZADD', KEYS[11], o[7], o[2])
   end
 end
 -- t: stream id, trade JSON, maker fills key, taker fills key, trade seq, volume minute, lots
