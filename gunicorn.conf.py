@@ -73,7 +73,12 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent")
 # gevent: one greenlet per connection (two per WebSocket: ours and simple-websocket's
 # reader); worker_connections caps open sockets per worker process.
-worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "10000"))
+# 10,000 per worker: 5,000 idle subscribed sockets on one node measured at ~40 KiB
+# each (make test-capacity), so a node's 20,000 fit in about 1 GB. Never more than
+# the file descriptors a worker has (less a margin for Redis, logs and the listener):
+# past that, accept() fails with EMFILE and gevent spins on it.
+worker_connections = min(int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "10000")),
+                         OPEN_FILES_LIMIT - 256)
 # gthread only (the bench's comparison): each WebSocket holds a pool thread for its life.
 threads = int(os.environ.get("GUNICORN_THREADS", "1000"))
 if worker_class == "gthread":

@@ -401,8 +401,7 @@ class Connection:
         except FrameError as err:
             self._error(err.code, err.message)
         except redis.exceptions.RedisError as err:
-            log.warning("ws: store unavailable: %s", err)
-            self._error(frames.UNAVAILABLE, "The order store is unreachable; retry.")
+            self._store_error(err, "The order store is unreachable or busy; retry.")
 
     def _op_ping(self, frame) -> None:
         self.send_obj({"event": "pong"})
