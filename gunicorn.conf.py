@@ -32,8 +32,8 @@ Redis connections a node opens, at most (defaults; settings.py REDIS_POOL_*):
 Why 32 and a wait: under gevent every greenlet that needs Redis is a concurrent caller.
 The pool (store/pool.py) is bounded and waits, first come first served, up to
 REDIS_POOL_WAIT_MS (10 s, inside gunicorn's 30 s timeout and a client's usual 10-30 s)
-before answering 503 OVERLOADED; a caller queued behind more than twice what the pool
-serves in that time is refused at once. Measured with wrk -c 1000 GET /api/markets on
+before answering 503 OVERLOADED; a caller queued behind more than four times what the
+pool serves in that time is refused at once. Measured with wrk -c 1000 GET /api/markets on
 one node (2 workers, box shared): pool 32: 750 req/s, p50 0.7 s, no 503; pool 128: 650
 req/s, p50 0.56 s; a bigger pool does not add throughput (the two cores are the limit),
 it only puts more greenlets on the run queue at once. redis-py's default pool (100,
@@ -73,7 +73,7 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent")
 # gevent: one greenlet per connection (two per WebSocket: ours and simple-websocket's
 # reader); worker_connections caps open sockets per worker process.
-# 10,000 per worker: 5,000 idle subscribed sockets on one node measured at ~40 KiB
+# 10,000 per worker: 5,000 idle subscribed sockets on one node measured at ~48 KiB
 # each (make test-capacity), so a node's 20,000 fit in about 1 GB. Never more than
 # the file descriptors a worker has (less a margin for Redis, logs and the listener):
 # past that, accept() fails with EMFILE and gevent spins on it.
