@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 3000
 
 .PHONY: install run test lint bench load bench-pipeline bench-ws bench-market-data soak verify screenshot clean bench-memory bench-restart
+.PHONY: test-crowd test-capacity
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
@@ -32,6 +33,16 @@ run: install
 test: install
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
+
+# Many clients on one node, larger than in `make test` (which runs each crowd once):
+# 1000 readers + 500 writers, 4 requests each, and a 1000-client WebSocket storm.
+test-crowd: install
+	CROWD_ROUNDS=4 STORM_CLIENTS=1000 STORM_SECONDS=5 $(PY) -m pytest -q -s tests/load
+
+# 5000 idle WebSocket connections on one node held past the 25 s ping interval, then
+# all receiving trades; prints memory per connection (about a minute).
+test-capacity: install
+	CAPACITY_TESTS=1 $(PY) -m pytest -q -s tests/capacity
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -22,15 +22,49 @@ price: a CPU-heavy request delays the others on its worker (handlers here are sh
 and everything blocking must be gevent-aware (redis-py, sockets, threading: all patched
 by gunicorn's gevent worker before the app loads). GUNICORN_WORKER_CLASS=gthread switches
 back (then GUNICORN_THREADS bounds sockets per worker).
+
+Redis connections a node opens, at most (defaults; settings.py REDIS_POOL_*):
+  per web worker process: REDIS_POOL_SIZE (32) for REST and the relay's snapshot/backfill
+  reads + 1 event-hub pub/sub + Celery's producer pool (broker_pool_limit, 10; one in
+  practice: a wake-up task is sent only when the symbol's wake flag is clear)
+  = 43; x WEB_CONCURRENCY (2) = 86 per web node. The matching worker: 4 (workers/runtime
+  STORE_CONNECTIONS) + Celery's own few. Redis' maxclients (10,000) covers ~200 nodes.
+Why 32 and a wait: under gevent every greenlet that needs Redis is a concurrent caller.
+The pool (store/pool.py) is bounded and waits, first come first served, up to
+REDIS_POOL_WAIT_MS (10 s, inside gunicorn's 30 s timeout and a client's usual 10-30 s)
+before answering 503 OVERLOADED; a caller queued behind more than four times what the
+pool serves in that time is refused at once. Measured with wrk -c 1000 GET /api/markets on
+one node (2 workers, box shared): pool 32: 750 req/s, p50 0.7 s, no 503; pool 128: 650
+req/s, p50 0.56 s; a bigger pool does not add throughput (the two cores are the limit),
+it only puts more greenlets on the run queue at once. redis-py's default pool (100,
+raising "Too many connections") answered 12,058 of 17,584 such reads 503 at -c 600.
 """
 
 from __future__ import annotations
 
 import gc
 import os
+import resource
 import signal
 import tempfile
 import threading
+
+
+def _raise_open_files_limit() -> int:
+    """Every client socket is a file descriptor: lift the soft RLIMIT_NOFILE to the hard
+    limit (often 1024 soft / 1M hard) in the master, so the workers it forks inherit it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+OPEN_FILES_LIMIT = _raise_open_files_limit()
 
 # Gunicorn's own knobs may come from the environment (a deploy concern, like PORT);
 # the application's settings still come only from settings.load_settings().
@@ -39,7 +73,12 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent")
 # gevent: one greenlet per connection (two per WebSocket: ours and simple-websocket's
 # reader); worker_connections caps open sockets per worker process.
-worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "10000"))
+# 10,000 per worker: 5,000 idle subscribed sockets on one node measured at ~48 KiB
+# each (make test-capacity), so a node's 20,000 fit in about 1 GB. Never more than
+# the file descriptors a worker has (less a margin for Redis, logs and the listener):
+# past that, accept() fails with EMFILE and gevent spins on it.
+worker_connections = min(int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "10000")),
+                         OPEN_FILES_LIMIT - 256)
 # gthread only (the bench's comparison): each WebSocket holds a pool thread for its life.
 threads = int(os.environ.get("GUNICORN_THREADS", "1000"))
 if worker_class == "gthread":
@@ -63,11 +102,23 @@ def post_worker_init(worker):
     def _term(sig, frame):
         from app import ws
 
-        threading.Thread(target=ws.close_all, name="ws-close-all", daemon=True).start()
+        # Under gevent this handler runs as an event-loop callback, where nothing may
+        # block (starting a thread waits for it: BlockingSwitchOutError). A greenlet is
+        # spawned without blocking and runs right after; gthread takes a thread.
+        _in_background(ws.close_all)
         if callable(previous):
             previous(sig, frame)
 
     signal.signal(signal.SIGTERM, _term)
+
+
+def _in_background(fn) -> None:
+    if worker_class == "gevent":
+        import gevent
+
+        gevent.spawn(fn)
+    else:
+        threading.Thread(target=fn, name="ws-close-all", daemon=True).start()
 
 
 def worker_exit(server, worker):

@@ -47,6 +47,15 @@ def _refresh_pid() -> None:
 # The pid is cached (and refreshed in forked children) instead of letting every
 # LogRecord call os.getpid(): that syscall showed up at ~60 us per record on the dev VM.
 os.register_at_fork(after_in_child=_refresh_pid)
+_base_record_factory = logging.getLogRecordFactory()
+
+
+def _record_with_cached_pid(*args, **kwargs) -> logging.LogRecord:
+    """``record.process`` from the cached pid: with ``logProcesses`` off it would be None,
+    and gunicorn's own handlers format ``%(process)d`` (a TypeError at every line)."""
+    record = _base_record_factory(*args, **kwargs)
+    record.process = _pid
+    return record
 
 
 def _request_id() -> str | None:
@@ -113,4 +122,5 @@ def configure(process_name: str, settings) -> logging.Logger:
         root.addHandler(handler)
     root.setLevel(settings.log_level)
     logging.logProcesses = False  # see _pid above
+    logging.setLogRecordFactory(_record_with_cached_pid)
     return root

@@ -70,6 +70,13 @@ class Settings:
     # The WebSocket relay gathers what is published over a pause and sends it in one write
     # per client; the pause grows with the sockets served (40 us each), up to this.
     ws_batch_ms: float = 20.0
+    # Redis connections per web process (REST and the WebSocket relay's reads share them)
+    # and how long a request waits for a free one before it is answered 503 OVERLOADED.
+    # A node opens at most WEB_CONCURRENCY x (redis_pool_size + 2) connections: the pool,
+    # the event hub's pub/sub connection and the Celery producer's broker connection
+    # (see gunicorn.conf.py for the sizing and the measurements behind it).
+    redis_pool_size: int = 32
+    redis_pool_wait_ms: int = 10000
     # The worker's own Prometheus endpoint (accept->processed latency etc.); 0: off.
     worker_metrics_port: int = 0
     # RATE_LIMITS: "off", or scope=limits (app/ratelimit.py); TRUSTED_PROXIES: how many
@@ -168,6 +175,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         archive_interval_seconds=float(env.get("ARCHIVE_INTERVAL_SECONDS") or 10),
         archive_lease_ms=int(env.get("ARCHIVE_LEASE_MS") or 5000),
         checkpoint_every=int(env.get("CHECKPOINT_EVERY") or 100_000),
+        redis_pool_size=int(env.get("REDIS_POOL_SIZE") or 32),
+        redis_pool_wait_ms=int(env.get("REDIS_POOL_WAIT_MS") or 10000),
         fault_points=tuple(filter(None, env.get("FAULT_POINTS", "").split(","))),
         fault_probability=float(env.get("FAULT_PROBABILITY", "0") or 0),
     )

@@ -14,6 +14,8 @@ from flask import Flask, g, jsonify
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from store.pool import PoolExhausted
+
 log = logging.getLogger(__name__)
 
 HTTP_CODES = {
@@ -28,6 +30,8 @@ HTTP_CODES = {
     429: "TOO_MANY_REQUESTS",
     503: "SERVICE_UNAVAILABLE",
 }
+# Seconds a client told OVERLOADED should wait: a pool wait is ~2 s, a burst passes in ~1.
+OVERLOADED_RETRY_AFTER = 1
 
 
 class ApiError(Exception):
@@ -65,6 +69,19 @@ def init_app(app: Flask) -> None:
             message = (f"The request body is larger than the {app.config['MAX_CONTENT_LENGTH']}"
                        f" bytes allowed.")
         return error_response(status, HTTP_CODES.get(status, "HTTP_ERROR"), message)
+
+    @app.errorhandler(PoolExhausted)
+    def _overloaded(err: PoolExhausted):
+        # Busy, not broken: every Redis connection of this process stayed in use for the
+        # whole wait bound, so nothing was read or written. Retry soon (or elsewhere).
+        from app import metrics
+
+        metrics.count_overloaded("rest")
+        log.debug("overloaded: %s", err)
+        response = error_response(503, "OVERLOADED",
+                                  "This node is at capacity; nothing was done. Retry shortly.")
+        response.headers["Retry-After"] = str(OVERLOADED_RETRY_AFTER)
+        return response
 
     @app.errorhandler(redis.exceptions.ConnectionError)
     @app.errorhandler(redis.exceptions.TimeoutError)

@@ -68,6 +68,11 @@ ACCEPT_LATENCY = Histogram(
     "Web time of POST /api/orders and /api/orders/batch, request in to response out "
     "(wait=true requests, which include matching, are labelled wait=\"true\").",
     ["endpoint", "wait"], buckets=LATENCY_BUCKETS)
+OVERLOADED = Counter(
+    "matching_overloaded_total",
+    "Requests (surface=rest) and WebSocket subscribes or backfills (surface=ws) refused "
+    "because no Redis connection came free within REDIS_POOL_WAIT_MS (503 OVERLOADED).",
+    ["surface"])
 WS_CLIENTS = Gauge(
     "matching_ws_clients", "Open /ws connections on this node.",
     multiprocess_mode="livesum")
@@ -170,6 +175,11 @@ def metrics():
 def count_accepted(order: dict) -> None:
     """An order accepted and journaled (called by the order views, which have it at hand)."""
     ORDERS_ACCEPTED.labels(order.get("symbol", ""), order.get("orderType", "")).inc()
+
+
+def count_overloaded(surface: str) -> None:
+    """A request or subscribe refused for want of a Redis connection (app.errors, app.ws)."""
+    OVERLOADED.labels(surface).inc()
 
 
 def count_item_rejected(code: str) -> None:

@@ -58,6 +58,7 @@ from schemas.checksum import checksum_of_levels
 from schemas.markets import get_market
 from schemas.ws import FrameError
 from store import keys, read
+from store.pool import PoolExhausted
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,10 @@ MARKET_CHANNELS = ("ticker", "candles")
 SLOW_CONSUMER = (1008, "slow consumer")
 RATE_LIMITED_CLOSE = (1008, "rate limit exceeded")
 TOO_MANY_CONNECTIONS_CLOSE = (1008, "too many connections")
+# A trade hole that cannot be filled from the stream (store down or overloaded): the
+# client is told to come back, never left with a silent gap.
+TRADES_UNAVAILABLE = (1013, "try again later: trade backfill failed")
+BACKFILL_RETRIES = (0.05, 0.2, 0.5)  # seconds between attempts before closing
 GOING_AWAY = (1001, "server shutting down")
 
 sock = Sock()
@@ -391,8 +396,19 @@ class Connection:
                 pass
             raise ConnectionAbortedError from err
 
-    def _error(self, code: str, message: str) -> None:
-        self.send_obj({"event": "error", "code": code, "message": message})
+    def _error(self, code: str, message: str, **about) -> None:
+        self.send_obj({"event": "error", "code": code, "message": message, **about})
+
+    def _store_error(self, err: Exception, message: str, **about) -> None:
+        """A store read failed: OVERLOADED (no connection free in time) or UNAVAILABLE."""
+        if isinstance(err, PoolExhausted):
+            from app import metrics
+
+            metrics.count_overloaded("ws")
+            self._error("OVERLOADED", message, **about)
+        else:
+            log.warning("ws: store unavailable: %s", err)
+            self._error(frames.UNAVAILABLE, message, **about)
 
     # inbound frames -------------------------------------------------------------------
     def _handle(self, data) -> None:
@@ -412,8 +428,7 @@ class Connection:
         except FrameError as err:
             self._error(err.code, err.message)
         except redis.exceptions.RedisError as err:
-            log.warning("ws: store unavailable: %s", err)
-            self._error(frames.UNAVAILABLE, "The order store is unreachable; retry.")
+            self._store_error(err, "The order store is unreachable or busy; retry.")
 
     def _within_budget(self) -> bool:
         """The ws_frames limit (app.ratelimit.FrameBudget): False, frame not handled."""
@@ -561,19 +576,29 @@ class Connection:
         else:
             ack["symbol"] = symbol
         self.hub.wait_ready(2.0)  # first use in this process: subscription confirmed
-        if channel == "orderbook":
-            book = self.books.get(symbol) or _Book()
-            book.chain = book.last_sent = None  # subscribing again: a fresh snapshot
-            self.books[symbol] = book
+        if channel in ("orderbook", "trade"):
+            # Registered first, then the store is read: nothing published in between is
+            # missed. A read that fails leaves the client NOT subscribed and told so.
+            if channel == "orderbook":  # commits meanwhile queue (the snapshot sorts them)
+                book = self.books.get(symbol) or _Book()
+                book.chain = book.last_sent = None  # subscribing again: a fresh snapshot
+                self.books[symbol] = book
             self._register(symbol)
+            try:
+                if channel == "orderbook":
+                    data = self._read_book(symbol)
+                elif symbol not in self.trades:
+                    last = self.redis.get(keys.trade_seq(symbol))
+                    self.trades[symbol] = int(last) if last else 0
+            except redis.exceptions.RedisError as err:
+                (self.books if channel == "orderbook" else self.trades).pop(symbol, None)
+                self._unregister_unused()
+                self._store_error(err, f"Subscribing to {channel} {symbol} failed; retry.",
+                                  channel=channel, symbol=symbol)
+                return
             self.send_obj(ack)
-            self._snapshot(symbol, book)
-        elif channel == "trade":
-            if symbol not in self.trades:
-                self._register(symbol)  # first, then read where the trades stand
-                last = self.redis.get(keys.trade_seq(symbol))
-                self.trades[symbol] = int(last) if last else 0
-            self.send_obj(ack)
+            if channel == "orderbook":
+                self._send_snapshot(symbol, book, data)
         elif frame.order_id is not None:
             self.status_orders.add(frame.order_id)
             self._register(ALL)
@@ -606,17 +631,23 @@ class Connection:
         self.send_obj(ack)
 
     # outbound ---------------------------------------------------------------------------
+    def _read_book(self, symbol: str) -> dict:
+        return read.orderbook(self.redis, get_market(self.settings, symbol),
+                              self.snapshot_levels)
+
     def _snapshot(self, symbol: str, book: _Book) -> None:
         try:
-            data = read.orderbook(
-                self.redis, get_market(self.settings, symbol), self.snapshot_levels
-            )
+            data = self._read_book(symbol)
         except redis.exceptions.RedisError as err:
             # Stay subscribed; the next commit or the hub's reconnect retries.
             book.chain = book.last_sent = None
             log.warning("ws: snapshot of %s failed: %s", symbol, err)
-            self._error(frames.UNAVAILABLE, f"Snapshot of {symbol} unavailable; retrying.")
+            self._store_error(err, f"Snapshot of {symbol} unavailable; retrying.",
+                              channel="orderbook", symbol=symbol)
             return
+        self._send_snapshot(symbol, book, data)
+
+    def _send_snapshot(self, symbol: str, book: _Book, data: dict) -> None:
         sequence = int(data["sequence"])
         book.chain = book.last_sent = sequence
         self.send_obj({
@@ -629,7 +660,8 @@ class Connection:
         for symbol, book in list(self.books.items()):
             self._snapshot(symbol, book)
         for symbol in list(self.trades):
-            self._backfill(symbol, None)
+            if not self._backfill(symbol, None):
+                return
 
     def _drain(self) -> None:
         out: list[bytes] = []
@@ -735,26 +767,37 @@ class Connection:
                 continue
             if seq > last + 1:
                 self._flush(out)
-                self._backfill(symbol, seq - 1)
+                if not self._backfill(symbol, seq - 1):
+                    return  # closed (1013): never skip the hole
                 if self.trades.get(symbol, seq) >= seq:
                     continue
             out.append(_trade_frame(trade))
             self.trades[symbol] = seq
 
-    def _backfill(self, symbol: str, upto: int | None) -> None:
-        """Send trades after the last one sent, up to ``upto`` (None: all), from the stream."""
+    def _backfill(self, symbol: str, upto: int | None) -> bool:
+        """Send trades after the last one sent, up to ``upto`` (None: all), from the stream.
+        A read that keeps failing closes the connection (1013): False."""
         last = self.trades.get(symbol)
         if last is None:
-            return
-        try:
-            entries = self.redis.xrange(
-                keys.trades(symbol),
-                min=keys.stream_id(last + 1),
-                max=keys.stream_id(upto) if upto is not None else "+",
-            )
-        except redis.exceptions.RedisError as err:
-            log.warning("ws: trade backfill of %s failed: %s", symbol, err)
-            return
+            return True
+        for pause in (*BACKFILL_RETRIES, None):
+            try:
+                entries = self.redis.xrange(
+                    keys.trades(symbol),
+                    min=keys.stream_id(last + 1),
+                    max=keys.stream_id(upto) if upto is not None else "+",
+                )
+                break
+            except redis.exceptions.RedisError as err:
+                log.warning("ws: trade backfill of %s failed: %s", symbol, err)
+                if pause is None:
+                    if isinstance(err, PoolExhausted):
+                        from app import metrics
+
+                        metrics.count_overloaded("ws")
+                    self.kill(TRADES_UNAVAILABLE)
+                    return False
+                time.sleep(pause)
         frames_out = []
         for entry_id, fields in entries:
             trade = fields.get(b"t") or fields.get("t")
@@ -766,6 +809,7 @@ class Connection:
             self.trades[symbol] = keys.sequence_of(entry_id)
         if frames_out:
             self._flush(frames_out)
+        return True
 
     def _orders(self, symbol: str, batch, event: dict, out: list) -> None:
         by_symbol = symbol in self.status_symbols

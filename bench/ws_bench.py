@@ -12,6 +12,12 @@ i.e. the commit, to client receipt; with REST also POST-accepted to receipt of t
 trade it made, on a sample), missed trades, doubled trades, orderbook chain breaks
 (prevSequence not the last sequence held), dropped clients. The last line printed is
 one JSON object with those figures.
+
+``--storm``: the clients connect and subscribe to ``trade`` at the same moment (a
+deploy's reconnect storm, tests/ws_crowd.py), then the order flow runs; figures: acks,
+time to the last ack, clients that got every trade exactly once in order.
+``--idle N``: N clients subscribe and stay idle; figures: web RSS per connection and
+the round trip of a ``ping`` frame on one more connection while they are held.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import multiprocessing as mp
 import os
 import random
 import selectors
+import shutil
 import socket
 import sys
 import tempfile
@@ -418,7 +425,12 @@ def main(argv=None) -> dict:
     p.add_argument("--web-concurrency", type=int, default=2)
     p.add_argument("--threads", type=int, default=None, help="gthread threads per worker")
     p.add_argument("--drain", type=float, default=10.0, help="max seconds to wait for delivery")
+    p.add_argument("--storm", action="store_true", help="all clients connect at once")
+    p.add_argument("--idle", type=int, default=0, metavar="N",
+                   help="hold N idle subscribed clients: memory per connection, ping RTT")
     args = p.parse_args(argv)
+    if args.storm or args.idle:
+        return _storm_or_idle(args)
     if args.clients < 1 or args.clients > 20000 or args.seconds > 600 or args.rate > 20000:
         p.error("clients 1..20000, seconds <= 600, rate <= 20000")
 
@@ -587,6 +599,65 @@ def main(argv=None) -> dict:
         stop(web)
         r.close()
         redis_srv.stop()
+
+
+def _storm_or_idle(args) -> dict:
+    """``--storm`` / ``--idle N`` on a node of the tests' kind (redis-server, worker,
+    gunicorn with WEB_CONCURRENCY workers)."""
+    import websocket
+
+    from tests.load.test_many_clients import Node
+    from tests.ws_crowd import Storm, raise_fd_limit
+
+    raise_fd_limit()
+    clients = args.idle or args.clients
+    workdir = Path(tempfile.mkdtemp(prefix="ws_bench_"))
+    node = Node(workdir, WEB_CONCURRENCY=str(args.web_concurrency))
+    storm = Storm(node.port, clients, max(args.procs, 4), SYMBOLS)
+    try:
+        rss_before = _rss_mb(node.web.pid)
+        acked, connect_s = storm.connect(timeout=600)
+        time.sleep(2)
+        rss_held = _rss_mb(node.web.pid)
+        result = {"mode": "idle" if args.idle else "storm", "clients": clients,
+                  "acked": acked, "to_last_ack_s": round(connect_s, 2),
+                  "rss_mb": {"before": rss_before, "held": rss_held},
+                  "kib_per_connection": round((rss_held - rss_before) * 1024 / max(1, acked), 1)}
+        rate, seconds = (20.0, 2.0) if args.idle else (args.rate, args.seconds)
+        if args.idle:
+            probe = websocket.create_connection(f"ws://127.0.0.1:{node.port}/ws", timeout=30)
+            rtts = []
+            for _ in range(50):
+                t0 = time.perf_counter()
+                probe.send('{"op":"ping"}')
+                probe.recv()
+                rtts.append((time.perf_counter() - t0) * 1000)
+                time.sleep(0.02)
+            probe.close()
+            rtts.sort()
+            result["ping_ms"] = {"p50": round(_pct(rtts, 0.5), 2),
+                                 "p99": round(_pct(rtts, 0.99), 2)}
+        sent, stop_at = {}, []
+        _post_flow(node.port, rate, seconds, sent, stop_at)
+        r = node.redis.client(decode_responses=True)
+        wait_until(lambda: all(int(r.get(keys.applied(s)) or 0) == int(r.get(keys.seq(s)) or 0)
+                               for s in SYMBOLS), timeout=120, what="the worker to drain")
+        final = {s: int(r.get(keys.trade_seq(s)) or 0) for s in SYMBOLS}
+        reports = storm.finish(final, timeout=args.drain + 60)
+        result.update({
+            "orders": sum(k != "errors" for k in sent), "trades": final,
+            "complete": sum(all(rep["trades"].get(s, []) == list(range(1, final[s] + 1))
+                                for s in SYMBOLS) for rep in reports),
+            "closed": sum(rep["close_code"] is not None or rep["failed"] is not None
+                          for rep in reports),
+            "errors": sum(len(rep["errors"]) for rep in reports) + sent.get("errors", 0),
+        })
+        print(orjson.dumps(result).decode(), flush=True)
+        return result
+    finally:
+        storm.close()
+        node.close()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

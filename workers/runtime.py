@@ -23,6 +23,7 @@ from schemas.markets import get_market
 from settings import Settings, load_settings
 from store import journal, keys
 from store.commit import VOLUME_BUCKET_MS
+from store.pool import waiting_client
 from workers.apply import SymbolMatcher
 from workers.celery_app import app as celery_app
 from workers.celery_app import send_wakeup
@@ -31,13 +32,18 @@ from workers.lease import Lease
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.25
+# Two threads use the store (the task thread, one command or pipeline at a time, and the
+# maintenance thread): 4 connections leave room for a reconnect, and a wait instead of
+# "Too many connections" if anything ever holds more. Plus Celery's broker connections.
+STORE_CONNECTIONS = 4
 _runtime: Runtime | None = None
 _lock = threading.Lock()
 
 
 def connect(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=10,
-                                socket_connect_timeout=2, health_check_interval=10)
+    return waiting_client(url, max_connections=STORE_CONNECTIONS, wait_seconds=10,
+                          decode_responses=True, socket_timeout=10,
+                          socket_connect_timeout=2, health_check_interval=10)
 
 
 class Runtime:

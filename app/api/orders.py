@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 
+import redis
 from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import ValidationError
 
@@ -48,6 +49,18 @@ def _wait_applied(symbol: str, sequence: int, timeout_ms: int) -> bool:
         symbol, sequence, timeout_ms / 1000,
         already_done=lambda: int(r.get(keys.applied(symbol)) or 0) >= sequence,
     )
+
+
+def _settled(order_id: str, symbol: str, sequence: int, timeout_ms: int) -> dict | None:
+    """The order once the matcher processed it; None if that took longer than the timeout
+    or the store could not be read meanwhile (busy node): the order IS accepted, so the
+    caller answers 202 with it, never an error that would invite a second order."""
+    try:
+        if _wait_applied(symbol, sequence, timeout_ms):
+            return _order_with_fills(order_id)
+    except redis.RedisError as err:
+        log.warning("order %s accepted; its ?wait=true read failed: %s", order_id, err)
+    return None
 
 
 def _order_with_fills(order_id: str, owner: str | None = None) -> dict:
@@ -133,8 +146,10 @@ def _accept_and_answer(account: str, request_data: dict, wait: dict, processed_s
     metrics.count_accepted(result.order)
     if result.woke:
         _wake(market.symbol, result.sequence)
-    if wait["wait"] and _wait_applied(market.symbol, result.sequence, wait["timeout"]):
-        return jsonify(_order_with_fills(result.order_id)), processed_status
+    if wait["wait"]:
+        settled = _settled(result.order_id, market.symbol, result.sequence, wait["timeout"])
+        if settled is not None:
+            return jsonify(settled), processed_status
     return jsonify(result.order), 202
 
 

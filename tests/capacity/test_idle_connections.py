@@ -1,0 +1,64 @@
+"""Capacity of one node (``make test-capacity``; skipped by ``make test``: it holds the
+sockets past the 25 s ping interval). ``IDLE_CLIENTS`` (5000) WebSocket clients from 4
+processes subscribe to ``trade`` on BTC-USD and ETH-USD and stay idle past the ping
+interval (the server pings, the clients answer); none is closed, and then every one
+gets every trade of a short order stream. Prints the web node's memory per connection."""
+
+from __future__ import annotations
+
+import collections
+import os
+import time
+
+import pytest
+
+from bench.ws_bench import _post_flow, _rss_mb
+from store import keys
+from tests.load.test_many_clients import Node
+from tests.support import wait_until
+from tests.ws_crowd import Storm, raise_fd_limit
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    not os.environ.get("CAPACITY_TESTS"), reason="make test-capacity (CAPACITY_TESTS=1)")]
+
+CLIENTS = int(os.environ.get("IDLE_CLIENTS", "5000"))
+SYMBOLS = ("BTC-USD", "ETH-USD")
+PING_INTERVAL = 25.0  # app.ws DEFAULTS["ws_ping_interval"]
+
+
+def test_idle_connections_held_past_the_ping_interval_then_all_get_trades(tmp_path):
+    raise_fd_limit()
+    node = Node(tmp_path)
+    storm = Storm(node.port, CLIENTS, 4, SYMBOLS)
+    try:
+        rss_before = _rss_mb(node.web.pid)
+        acked, seconds = storm.connect(timeout=300)
+        time.sleep(2)  # allocations settle
+        rss_held = _rss_mb(node.web.pid)
+        per_conn_kib = (rss_held - rss_before) * 1024 / max(1, acked)
+        print(f"\n{acked}/{CLIENTS} idle clients subscribed in {seconds:.1f} s; web RSS "
+              f"{rss_before} -> {rss_held} MB: {per_conn_kib:.1f} KiB per connection")
+        if acked != CLIENTS:  # say why before failing
+            reports = storm.finish({}, timeout=1)
+            why = collections.Counter(
+                rep["failed"] or (rep["errors"][0]["code"] if rep["errors"] else None)
+                or f"close {rep['close_code']}" for rep in reports if rep["acks"] != 2)
+            pytest.fail(f"{CLIENTS - acked} not subscribed: {dict(why)}")
+        time.sleep(PING_INTERVAL + 5)  # at least one server ping answered by everyone
+        sent, stop_at = {}, []
+        _post_flow(node.port, 100, 2, sent, stop_at)
+        r = node.redis.client(decode_responses=True)
+        wait_until(lambda: all(int(r.get(keys.applied(s)) or 0) == int(r.get(keys.seq(s)) or 0)
+                               for s in SYMBOLS), timeout=60, what="the worker to drain")
+        final = {s: int(r.get(keys.trade_seq(s)) or 0) for s in SYMBOLS}
+        reports = storm.finish(final, timeout=120)
+        closed = [rep for rep in reports if rep["close_code"] is not None or rep["failed"]]
+        complete = sum(all(rep["trades"].get(s, []) == list(range(1, final[s] + 1))
+                           for s in SYMBOLS) for rep in reports)
+        print(f"after {PING_INTERVAL + 5:.0f} s idle: {len(closed)} closed; trades {final}: "
+              f"{complete}/{len(reports)} clients got every one")
+        assert closed == []
+        assert sum(final.values()) > 0 and complete == CLIENTS
+    finally:
+        storm.close()
+        node.close()
