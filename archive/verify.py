@@ -92,7 +92,7 @@ def _replay(r: redis.Redis, conn: sa.Connection, symbol: str, full: bool):
         rep.places.setdefault(oid, o)  # an Order has the fields the checks read
         if oid not in rep.state:  # unchanged since the checkpoint
             rep.state[oid] = OrderUpdated(o, o.status, o.reason, o.filled, o.notional,
-                                          o.updated_at)
+                                          o.updated_at, o.quantity)
     return rep, snap
 
 
