@@ -16,16 +16,9 @@ from schemas.markets import get_market
 from store import keys
 from store.verify import check_symbol
 from tests.replay import diff_against_replay
-from tests.support import wait_until
+from tests.support import order, wait_until
 
 pytestmark = pytest.mark.slow
-
-
-def order(symbol, side, quantity, price=None, **extra) -> dict:
-    body = {"symbol": symbol, "side": side, "quantity": quantity, **extra}
-    if price is not None:
-        body["price"] = price
-    return body
 
 
 def call(client, method, path, status, body=None) -> dict:

@@ -18,19 +18,12 @@ from settings import MarketConfig
 from store import journal, keys
 from tests.e2e.conftest import DEFAULT_SYMBOL, THIRD
 from tests.replay import diff_against_replay
-from tests.support import durable_keys, wait_until
+from tests.support import durable_keys, order, wait_until
 
 pytestmark = pytest.mark.slow
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def order(symbol, side, quantity, price=None, **extra) -> dict:
-    body = {"symbol": symbol, "side": side, "quantity": quantity, **extra}
-    if price is not None:
-        body["price"] = price
-    return body
 
 
 def place(client, body, wait=False, status=None):

@@ -20,6 +20,7 @@ from schemas.markets import get_market
 from settings import Settings
 from store import keys, read
 from tests.support import RedisServer, free_port, start_gunicorn, stop
+from tests.support import http_json as support_http_json
 
 pytestmark = pytest.mark.slow
 
@@ -531,7 +532,6 @@ def test_with_real_worker_books_rebuild_to_rest_and_trades_complete(tmp_path):
     """Real worker, orders through REST from several threads while clients subscribe at
     different moments: each client's snapshot + updates equals GET /api/orderbook at the
     end, prevSequence chains, and every trade arrives once, in order."""
-    import http.client
     import random
 
     from tests.support import start_worker, wait_until
@@ -550,14 +550,7 @@ def test_with_real_worker_books_rebuild_to_rest_and_trades_complete(tmp_path):
         url = f"ws://127.0.0.1:{port}/ws"
 
         def http_json(method, path, body=None):
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            try:
-                conn.request(method, path, orjson.dumps(body) if body is not None else None,
-                             {"Content-Type": "application/json"})
-                resp = conn.getresponse()
-                return resp.status, orjson.loads(resp.read())
-            finally:
-                conn.close()
+            return support_http_json(port, method, path, body)
 
         class Follower:
             def __init__(self):

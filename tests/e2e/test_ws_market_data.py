@@ -4,7 +4,6 @@ closed-candle frame against a real Redis."""
 
 from __future__ import annotations
 
-import http.client
 import threading
 import time
 
@@ -17,6 +16,7 @@ from app.market_feed import MarketFeed
 from settings import Settings
 from store import keys
 from tests.support import RedisServer, free_port, start_gunicorn, start_worker, stop, wait_until
+from tests.support import http_json as support_http_json
 
 pytestmark = pytest.mark.slow
 BTC = "BTC-USD"
@@ -34,14 +34,7 @@ def test_ticker_and_candles_follow_trades_coalesced_and_end_equal_to_rest(tmp_pa
                              GUNICORN_CMD_ARGS=f"--bind 127.0.0.1:{port}")
 
         def http_json(method, path, body=None):
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            try:
-                conn.request(method, path, orjson.dumps(body) if body is not None else None,
-                             {"Content-Type": "application/json"})
-                resp = conn.getresponse()
-                return resp.status, orjson.loads(resp.read())
-            finally:
-                conn.close()
+            return support_http_json(port, method, path, body)
 
         ws = websocket.create_connection(f"ws://127.0.0.1:{port}/ws", timeout=10)
         for bad in ({"op": "subscribe", "channel": "candles", "symbol": BTC},
