@@ -21,19 +21,14 @@ import time
 from pathlib import Path
 
 import orjson
-import redis
 
 from archive import checkpoints, db
 from archive.verify import check_symbol
-from bench.sustained import CHUNK, SYMBOL, _flow
-from schemas.markets import get_market
-from schemas.orders import PlaceOrderSchema
+from bench.sustained import CHUNK, SYMBOL, _flow, local_matcher
 from settings import Settings
 from store import journal, keys
 from store.books import load_book
 from tests.support import RedisServer
-from workers.apply import SymbolMatcher
-from workers.lease import Lease
 
 
 def _timed(fn):
@@ -48,13 +43,7 @@ def run(commands: int, every: int) -> dict:
         url = f"sqlite:///{os.path.join(tmp, 'archive.sqlite3')}"
         try:
             settings = Settings(redis_url=server.url, archive_url=url, checkpoint_every=every)
-            db.migrate(url)
-            market = get_market(settings, SYMBOL)
-            schema = PlaceOrderSchema(settings)
-            r = redis.Redis(host="127.0.0.1", port=server.port, decode_responses=True)
-            lease = Lease(r, SYMBOL, ttl_ms=3_600_000)
-            assert lease.renew()
-            matcher = SymbolMatcher(r, market, lease, settings.replace(worker_batch=1000))
+            r, market, schema, matcher = local_matcher(server, settings)
             to_cancel: list[str] = []
             for start in range(0, commands, CHUNK):
                 items, resting = _flow(schema, market, start, min(CHUNK, commands - start))

@@ -43,6 +43,18 @@ def _used(r: redis.Redis) -> int:
     return int(r.info("memory")["used_memory"])
 
 
+def local_matcher(server, settings: Settings):
+    """The archive migrated, and SYMBOL's matcher in this process holding the lease:
+    (redis client, market, place schema, matcher)."""
+    db.migrate(settings.archive_url)
+    market = get_market(settings, SYMBOL)
+    r = redis.Redis(host="127.0.0.1", port=server.port, decode_responses=True)
+    lease = Lease(r, SYMBOL, ttl_ms=3_600_000)
+    assert lease.renew()
+    matcher = SymbolMatcher(r, market, lease, settings.replace(worker_batch=1000))
+    return r, market, PlaceOrderSchema(settings), matcher
+
+
 def _flow(schema, market, start: int, n: int):
     """(accept items, ids to cancel later) for orders start..start+n."""
     items, resting = [], []
@@ -100,13 +112,7 @@ def run(orders: int, mover_on: bool = True, after: float = 1.0, move_every: int 
 def _run(server, url, orders, mover_on, after, move_every, report) -> dict:
     settings = Settings(redis_url=server.url, archive_url=url, archive_after_seconds=after,
                         archive_batch=2000, checkpoint_every=10_000)
-    db.migrate(url)
-    market = get_market(settings, SYMBOL)
-    schema = PlaceOrderSchema(settings)
-    r = redis.Redis(host="127.0.0.1", port=server.port, decode_responses=True)
-    lease = Lease(r, SYMBOL, ttl_ms=3_600_000)
-    assert lease.renew()
-    matcher = SymbolMatcher(r, market, lease, settings.replace(worker_batch=1000))
+    r, market, schema, matcher = local_matcher(server, settings)
     mover = Mover(r, settings, SYMBOL)
     base = _used(r)
     samples, to_cancel, moved, move_seconds = [], [], 0, 0.0
