@@ -11,6 +11,10 @@ exactly-once come from the journal and the applied cursor, not from Celery. So:
   30 s; the worker's own sweep (every 250 ms) does not wait for it anyway.
 - Queues: one per symbol, ``matching.<SYMBOL>``; a worker consumes the queues of the
   symbols it owns (WORKER_SYMBOLS), so symbols spread over workers by routing.
+- Broker: CELERY_BROKER_URL, else the store's Redis; through Sentinel
+  (``sentinel://a;sentinel://b``, master REDIS_SENTINEL_MASTER) when REDIS_SENTINELS is
+  set, so the broker follows a failover too. A Redis Cluster store needs its own broker
+  (kombu has no Cluster transport): settings refuse to start without one.
 - No result backend: nobody waits on Celery results (REST waits on the event stream).
 """
 
@@ -20,7 +24,7 @@ _settings = load_settings()
 
 broker_url = _settings.broker
 broker_connection_retry_on_startup = True
-broker_transport_options = {"visibility_timeout": 30}
+broker_transport_options = _settings.broker_transport_options  # + master_name for sentinel://
 task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1

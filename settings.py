@@ -28,6 +28,10 @@ DEFAULT_MARKETS = (
 )
 
 
+class SettingsError(ValueError):
+    """A configuration that cannot work: said at start, in words, instead of a hang."""
+
+
 @dataclass(frozen=True)
 class MarketConfig:
     symbol: str
@@ -40,7 +44,19 @@ class MarketConfig:
 @dataclass(frozen=True)
 class Settings:
     redis_url: str = DEFAULT_REDIS_URL
-    broker_url: str | None = None  # defaults to redis_url
+    broker_url: str | None = None  # defaults to the store's Redis (see ``broker``)
+    # Past one Redis (store/connect.py builds the client): REDIS_CLUSTER_NODES (host:port
+    # startup nodes: the store is a Redis Cluster), or REDIS_SENTINELS (host:port) with
+    # REDIS_SENTINEL_MASTER: the primary is found through Sentinel. Either way REDIS_URL
+    # is then not the store.
+    redis_cluster_nodes: tuple[str, ...] = ()
+    redis_sentinels: tuple[str, ...] = ()
+    redis_sentinel_master: str = "matching"
+    # REPLICA_ACKS: every accepted command is on this many replicas (WAIT) before its
+    # answer; one not acknowledged within REPLICA_ACK_TIMEOUT_MS answers 503
+    # REPLICATION_TIMEOUT (store/replica_acks.py).
+    replica_acks: int = 0
+    replica_ack_timeout_ms: int = 200
     app_env: str = "development"
     auth_required: bool = False
     read_only: bool = False
@@ -103,7 +119,24 @@ class Settings:
 
     @property
     def broker(self) -> str:
-        return self.broker_url or self.redis_url
+        """Celery's broker: CELERY_BROKER_URL, else the store's Redis (through Sentinel
+        when Sentinels are set). kombu has no Redis Cluster transport, so a Cluster store
+        needs a broker of its own (``load_settings`` refuses to start without one)."""
+        if self.broker_url:
+            return self.broker_url
+        if self.redis_cluster_nodes:
+            raise SettingsError(CLUSTER_NEEDS_BROKER)
+        if self.redis_sentinels:
+            return ";".join(f"sentinel://{node}" for node in self.redis_sentinels)
+        return self.redis_url
+
+    @property
+    def broker_transport_options(self) -> dict:
+        """kombu's options for ``broker``: a ``sentinel://`` broker names its master."""
+        options: dict = {"visibility_timeout": 30}
+        if self.broker.startswith("sentinel://"):
+            options["master_name"] = self.redis_sentinel_master
+        return options
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -111,6 +144,16 @@ class Settings:
 
     def replace(self, **changes) -> Settings:
         return replace(self, **changes)
+
+
+CLUSTER_NEEDS_BROKER = (
+    "REDIS_CLUSTER_NODES is set but CELERY_BROKER_URL is not: Celery (kombu) has no "
+    "Redis Cluster transport, so the broker must be a plain Redis (redis://host:port/0) "
+    "or Sentinel (sentinel://host:port;sentinel://host:port) beside the cluster.")
+
+
+def _nodes(value: str | None) -> tuple[str, ...]:
+    return tuple(n.strip() for n in (value or "").split(",") if n.strip())
 
 
 def _market(raw: dict) -> MarketConfig:
@@ -155,6 +198,11 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     settings = Settings(
         redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
         broker_url=env.get("CELERY_BROKER_URL") or None,
+        redis_cluster_nodes=_nodes(env.get("REDIS_CLUSTER_NODES")),
+        redis_sentinels=_nodes(env.get("REDIS_SENTINELS")),
+        redis_sentinel_master=env.get("REDIS_SENTINEL_MASTER") or "matching",
+        replica_acks=int(env.get("REPLICA_ACKS") or 0),
+        replica_ack_timeout_ms=int(env.get("REPLICA_ACK_TIMEOUT_MS") or 200),
         app_env=app_env,
         auth_required=_bool(env.get("AUTH_REQUIRED"), default=app_env == "production"),
         read_only=_bool(env.get("READ_ONLY")),
@@ -182,4 +230,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     )
     if markets_raw is not None:
         settings = settings.replace(markets=tuple(_market(m) for m in markets_raw))
+    if settings.redis_cluster_nodes and settings.redis_sentinels:
+        raise SettingsError("REDIS_CLUSTER_NODES and REDIS_SENTINELS are both set: the "
+                            "store is either a Redis Cluster or a Sentinel-managed primary")
+    settings.broker  # noqa: B018 - a Cluster store without a broker fails here, at start
     return settings

@@ -102,7 +102,7 @@ def create_app(settings: Settings | None = None, *,
 
     from workers.celery_app import make_celery
 
-    app.extensions["celery"] = make_celery(settings.broker)
+    app.extensions["celery"] = make_celery(settings.broker, settings.broker_transport_options)
 
     from app.api import docs, health, market_data, orders
 

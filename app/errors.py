@@ -15,6 +15,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from store.pool import PoolExhausted
+from store.replica_acks import ReplicationTimeout
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,14 @@ HTTP_CODES = {
 }
 # Seconds a client told OVERLOADED should wait: a pool wait is ~2 s, a burst passes in ~1.
 OVERLOADED_RETRY_AFTER = 1
+# A store outage or failover: Sentinel promotes a replica in ~2-5 s, a Cluster within its
+# cluster-node-timeout; the client retries about then (measured: tests/ha, docs/deployment.md).
+STORE_RETRY_AFTER = 2
+# What a failover looks like to a client of the primary or the cluster: the old primary
+# refuses writes (READONLY), the slot's master is down or moving (CLUSTERDOWN, TRYAGAIN),
+# the slot map is being rebuilt (RedisClusterException is not a RedisError).
+FAILOVER_ERRORS = (redis.exceptions.ReadOnlyError, redis.exceptions.ClusterError,
+                   redis.exceptions.TryAgainError, redis.exceptions.RedisClusterException)
 
 
 class ApiError(Exception):
@@ -87,8 +96,29 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(redis.exceptions.TimeoutError)
     @app.errorhandler(redis.exceptions.BusyLoadingError)
     def _store_unavailable(err: Exception):
+        # An outage or a failover in progress (web and worker follow the new primary by
+        # themselves): a known state, never a 500; nothing was acknowledged.
         log.warning("store unavailable: %s", err)
-        return error_response(503, "STORE_UNAVAILABLE", "The order store is unreachable; retry.")
+        response = error_response(503, "STORE_UNAVAILABLE",
+                                  "The order store is unreachable; retry.")
+        response.headers["Retry-After"] = str(STORE_RETRY_AFTER)
+        return response
+
+    for failover_error in FAILOVER_ERRORS:
+        app.register_error_handler(failover_error, _store_unavailable)
+
+    @app.errorhandler(ReplicationTimeout)
+    def _replication_timeout(err: ReplicationTimeout):
+        # REPLICA_ACKS: the command is on the primary but not on enough replicas yet. It
+        # may still take effect: a retry with the same clientOrderId returns it.
+        log.warning("replication timeout: %s", err)
+        response = error_response(
+            503, "REPLICATION_TIMEOUT",
+            f"The command was not acknowledged by {err.wanted} replica(s) within "
+            f"{err.timeout_ms} ms; it may still take effect: retry with the same "
+            f"clientOrderId to learn its outcome.")
+        response.headers["Retry-After"] = str(STORE_RETRY_AFTER)
+        return response
 
     from archive.db import ArchiveUnavailable
 

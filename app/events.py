@@ -43,7 +43,7 @@ from collections.abc import Callable
 import orjson
 import redis
 
-from store import keys
+from store import connect, keys
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +83,12 @@ class EventHub:
     MIN_PAUSE = 0.001
 
     def __init__(self, redis_url: str, *, window: float = 0.020,
-                 idle_ping_seconds: float = 5.0):
+                 idle_ping_seconds: float = 5.0, client_factory: Callable | None = None):
         self.redis_url = redis_url
+        # The store's kind decides the client (store.connect.events_client: Sentinel,
+        # Cluster); by default a plain client of redis_url.
+        self._client_factory = client_factory or (lambda: redis.Redis.from_url(
+            self.redis_url, socket_connect_timeout=2, socket_keepalive=True))
         self.window = window
         self.idle_ping_seconds = idle_ping_seconds
         self._lock = threading.Lock()
@@ -219,11 +223,7 @@ class EventHub:
 
     # -- the thread -----------------------------------------------------------------
     def _connect(self):
-        client = redis.Redis.from_url(
-            self.redis_url,
-            socket_connect_timeout=2,
-            socket_keepalive=True,
-        )
+        client = self._client_factory()
         pubsub = client.pubsub()
         pubsub.psubscribe(keys.EVENTS_PATTERN)
         deadline = time.monotonic() + 5
@@ -388,7 +388,8 @@ def get_hub(app) -> EventHub:
             hub = app.extensions.get(_EXTENSION)
             if hub is None or hub.pid != os.getpid():
                 settings = app.config["SETTINGS"]
-                hub = EventHub(settings.redis_url, window=settings.ws_batch_ms / 1000)
+                hub = EventHub(settings.redis_url, window=settings.ws_batch_ms / 1000,
+                               client_factory=lambda: connect.events_client(settings))
                 app.extensions[_EXTENSION] = hub
                 _hubs.append(hub)
     return hub.start()

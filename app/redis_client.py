@@ -11,15 +11,20 @@ from __future__ import annotations
 import redis
 from flask import Flask, current_app
 
-from store.pool import waiting_client
+from settings import Settings
+from store import connect as store_connect
 
 
-def connect(url: str, max_connections: int = 32, wait_seconds: float = 2.0) -> redis.Redis:
-    """A client with short timeouts, so an outage fails fast (503), and a bounded pool."""
-    return waiting_client(
-        url,
-        max_connections=max_connections,
-        wait_seconds=wait_seconds,
+def connect(settings: Settings) -> redis.Redis:
+    """A client with short timeouts, so an outage fails fast (503), and a bounded pool;
+    a single Redis, the Sentinel-managed primary (a replica on a READ_ONLY node) or a
+    Redis Cluster, as the settings say (store.connect). Script calls wait for
+    REPLICA_ACKS replicas."""
+    return store_connect.store_client(
+        settings,
+        max_connections=settings.redis_pool_size,
+        wait_seconds=settings.redis_pool_wait_ms / 1000,
+        acked=True,
         socket_timeout=5,
         socket_connect_timeout=2,
         health_check_interval=30,
@@ -31,8 +36,7 @@ def connect(url: str, max_connections: int = 32, wait_seconds: float = 2.0) -> r
 def get_redis() -> redis.Redis:
     ext = current_app.extensions
     if "redis" not in ext:
-        s = current_app.config["SETTINGS"]
-        ext["redis"] = connect(s.redis_url, s.redis_pool_size, s.redis_pool_wait_ms / 1000)
+        ext["redis"] = connect(current_app.config["SETTINGS"])
     return ext["redis"]
 
 

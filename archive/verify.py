@@ -33,7 +33,7 @@ from archive import checkpoints, db, tables
 from engine.types import FINAL_STATUSES, OrderUpdated, Side
 from schemas.markets import Market, get_market
 from settings import Settings, load_settings
-from store import keys
+from store import connect, keys
 from store import verify as redis_verify
 
 CHUNK = redis_verify.CHUNK
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="rewrite Redis's derived state from the replay (nothing archived)")
     args = parser.parse_args(argv)
     settings = load_settings()
-    r = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    r = connect.tool_client(settings)
     db.migrate(settings.archive_url)
     failed = False
     for symbol in args.symbol or settings.symbols:

@@ -111,6 +111,19 @@ class _FairQueue:
             self._window_start = None  # contention is over; the next one starts afresh
 
 
+def waiting_pool_class(wait_seconds: float, base=redis.BlockingConnectionPool):
+    """A pool class of ``base`` that waits ``wait_seconds`` first-come-first-served: for
+    clients that build their pools themselves (RedisCluster per node, Sentinel)."""
+
+    class WaitingPool(base):
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("timeout", wait_seconds)
+            kwargs["queue_class"] = _FairQueue
+            super().__init__(*args, **kwargs)
+
+    return WaitingPool
+
+
 def waiting_client(url: str, *, max_connections: int, wait_seconds: float,
                    **kwargs) -> redis.Redis:
     """A client on a pool of at most ``max_connections`` that waits ``wait_seconds``."""

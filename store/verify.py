@@ -42,7 +42,7 @@ from schemas.market_data import INTERVALS
 from schemas.markets import Market, get_market
 from schemas.orders import trade_json
 from settings import Settings, load_settings
-from store import candles, journal, keys
+from store import candles, connect, journal, keys
 from store.commit import VOLUME_BUCKET_MS
 
 CHUNK = 1000
@@ -419,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="rewrite the derived state from the journal replay")
     args = parser.parse_args(argv)
     settings = load_settings()
-    r = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    r = connect.tool_client(settings)
     symbols = args.symbol or list(settings.symbols)
     failed = False
     for symbol in symbols:

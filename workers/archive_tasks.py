@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from archive import db
 from archive.mover import move_symbol
 from settings import Settings, load_settings
+from store import connect
 from workers.celery_app import app
 
 log = logging.getLogger(__name__)
@@ -36,9 +37,7 @@ def move(symbol: str) -> dict:
     settings = load_settings()
     r = _clients.get(settings.redis_url)
     if r is None:
-        r = _clients[settings.redis_url] = redis.Redis.from_url(
-            settings.redis_url, decode_responses=True, socket_timeout=10,
-            socket_connect_timeout=2)
+        r = _clients[settings.redis_url] = connect.tool_client(settings)
     try:
         if settings.archive_url not in _migrated:
             db.migrate(settings.archive_url)

@@ -7,12 +7,14 @@ from celery import Celery
 APPLY_TASK = "matching.apply_through"
 
 
-def make_celery(broker_url: str | None = None) -> Celery:
+def make_celery(broker_url: str | None = None, transport_options: dict | None = None) -> Celery:
     """A Celery app from ``celeryconfig``; the web passes its own settings' broker."""
     celery = Celery("matching", include=["workers.tasks"])
     celery.config_from_object("celeryconfig")
     if broker_url:
         celery.conf.broker_url = broker_url
+    if transport_options is not None:
+        celery.conf.broker_transport_options = transport_options
     return celery
 
 

@@ -21,9 +21,9 @@ import redis
 
 from schemas.markets import get_market
 from settings import Settings, load_settings
+from store import connect as store_connect
 from store import journal, keys
 from store.commit import VOLUME_BUCKET_MS
-from store.pool import waiting_client
 from workers.apply import SymbolMatcher
 from workers.celery_app import app as celery_app
 from workers.celery_app import send_wakeup
@@ -40,16 +40,18 @@ _runtime: Runtime | None = None
 _lock = threading.Lock()
 
 
-def connect(url: str) -> redis.Redis:
-    return waiting_client(url, max_connections=STORE_CONNECTIONS, wait_seconds=10,
-                          decode_responses=True, socket_timeout=10,
-                          socket_connect_timeout=2, health_check_interval=10)
+def connect(settings: Settings) -> redis.Redis:
+    """The worker's store client (store.connect: single Redis, Sentinel or Cluster)."""
+    return store_connect.store_client(
+        settings, max_connections=STORE_CONNECTIONS, wait_seconds=10, read_only=False,
+        decode_responses=True, socket_timeout=10, socket_connect_timeout=2,
+        health_check_interval=10)
 
 
 class Runtime:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.r = connect(settings.redis_url)
+        self.r = connect(settings)
         self.symbols = settings.worker_symbols or settings.symbols
         self.matchers = {
             s: SymbolMatcher(self.r, get_market(settings, s), Lease(self.r, s), settings)
