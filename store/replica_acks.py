@@ -20,7 +20,11 @@ that write are on the replicas once it is.
 
 from __future__ import annotations
 
+import time
+
 import redis
+
+from store import keys
 
 ACKED_COMMANDS = frozenset({"EVALSHA", "EVAL", "FCALL"})
 
@@ -56,14 +60,13 @@ def acking(connection_class, replicas: int, timeout_ms: int):
         def send_command(self, *args, **kwargs):
             if not _is_acked(args):
                 return super().send_command(*args, **kwargs)
-            self._ack_after = 1
-            self.send_packed_command(
-                self.pack_commands([args, ("WAIT", replicas, timeout_ms)]),
-                check_health=kwargs.get("check_health", True))
+            # pack_commands appends the WAIT and counts the reply to read before it.
+            self.send_packed_command(self.pack_commands([args]),
+                                     check_health=kwargs.get("check_health", True))
 
         def pack_commands(self, commands):
             commands = list(commands)
-            if any(_is_acked(c) for c in commands):  # a pipeline: one WAIT at its end
+            if any(_is_acked(c) for c in commands):  # one WAIT after the last command
                 self._ack_after = len(commands)
                 commands.append(("WAIT", replicas, timeout_ms))
             return super().pack_commands(commands)
@@ -101,6 +104,12 @@ def acking(connection_class, replicas: int, timeout_ms: int):
     AckingConnection.__name__ = f"Acking{connection_class.__name__}"
     _classes[key] = AckingConnection
     return AckingConnection
+
+
+def confirm_journal(r, symbol: str, replicas: int, timeout_ms: int) -> None:
+    """Return once the journal of ``symbol`` as read so far is on ``replicas`` replicas
+    (the write is the matcher's heartbeat, ms since the epoch, as the maintenance writes it)."""
+    confirm(r, keys.heartbeat(symbol), int(time.time() * 1000), replicas, timeout_ms)
 
 
 def confirm(r, key: str, value, replicas: int, timeout_ms: int) -> None:

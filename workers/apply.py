@@ -20,7 +20,7 @@ from archive import checkpoints
 from engine import apply
 from schemas.markets import Market
 from settings import Settings
-from store import candles, journal
+from store import candles, journal, replica_acks
 from store.books import load_book
 from store.commit import Fenced, commit
 from workers import metrics
@@ -54,6 +54,13 @@ class SymbolMatcher:
                                    self.settings.worker_batch)
         if not batch:
             return 0
+        s = self.settings
+        if s.replica_acks:
+            # Never publish a trade made from a command the replicas may lack: a failover
+            # would lose it, and the trade a client saw would never have been. Raises
+            # ReplicationTimeout (a RedisError: the task fails, the sweep retries).
+            replica_acks.confirm_journal(self.r, self.symbol, s.replica_acks,
+                                         s.replica_ack_timeout_ms)
         self._fault("after_read")
         try:
             self._apply_and_commit(book, batch)
