@@ -1,9 +1,12 @@
 """The web process's one Redis pub/sub connection, fanned out to in-process listeners.
 
 The matching worker publishes one JSON message per commit on ``keys.events_channel(S)``
-(inside the commit's MULTI/EXEC), the accept path one ``accepted`` message per order.
-``EventHub`` holds ONE pattern subscription (``keys.EVENTS_PATTERN``) per web process,
-in a daemon thread started lazily after fork (``get_hub(app)``), and hands every message
+(inside the commit's MULTI/EXEC), the accept path one ``accepted`` message per order,
+both with SPUBLISH (sharded pub/sub: on a Redis Cluster a message only travels within
+its slot's shard, and the channel is a key of the publishing script).
+``EventHub`` holds ONE connection per web process with an SSUBSCRIBE on each configured
+market's channel, in a daemon thread started lazily after fork (``get_hub(app)``), and
+hands every message
 to the listeners registered for its symbol (WebSocket connections, ``app.ws``) and wakes
 the REST ``?wait=true`` waiters (``wait_for``).
 
@@ -82,9 +85,10 @@ class EventHub:
     PAUSE_PER_LISTENER = 40e-6
     MIN_PAUSE = 0.001
 
-    def __init__(self, redis_url: str, *, window: float = 0.020,
+    def __init__(self, redis_url: str, symbols, *, window: float = 0.020,
                  idle_ping_seconds: float = 5.0):
         self.redis_url = redis_url
+        self.symbols = tuple(symbols)  # the markets whose channels the hub subscribes to
         self.window = window
         self.idle_ping_seconds = idle_ping_seconds
         self._lock = threading.Lock()
@@ -114,7 +118,7 @@ class EventHub:
         return self
 
     def wait_ready(self, timeout: float) -> bool:
-        """True once the pattern subscription is confirmed by Redis."""
+        """True once every market's subscription is confirmed by Redis."""
         return self._ready.wait(timeout)
 
     @property
@@ -225,13 +229,19 @@ class EventHub:
             socket_keepalive=True,
         )
         pubsub = client.pubsub()
-        pubsub.psubscribe(keys.EVENTS_PATTERN)
+        waiting = set()
+        for symbol in self.symbols:  # one channel per command: each its own slot
+            channel = keys.events_channel(symbol)
+            pubsub.ssubscribe(channel)
+            waiting.add(channel.encode())
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:  # wait for Redis to confirm the subscription
+        while waiting and time.monotonic() < deadline:  # wait for Redis to confirm them all
             msg = pubsub.get_message(timeout=0.5)
-            if msg and msg["type"] == "psubscribe":
-                return client, pubsub
-        raise redis.exceptions.TimeoutError("no psubscribe confirmation")
+            if msg and msg["type"] == "ssubscribe":
+                waiting.discard(msg["channel"])
+        if waiting:
+            raise redis.exceptions.TimeoutError("no ssubscribe confirmation")
+        return client, pubsub
 
     def _run(self) -> None:
         backoff = 0.1
@@ -290,7 +300,7 @@ class EventHub:
             last_rx, pinged = now, False
             batch = []
             while msg is not None:  # everything already buffered, up to a bound
-                if msg["type"] == "pmessage":
+                if msg["type"] == "smessage":
                     batch.append(msg)
                 if len(batch) >= 5000:
                     break
@@ -388,7 +398,8 @@ def get_hub(app) -> EventHub:
             hub = app.extensions.get(_EXTENSION)
             if hub is None or hub.pid != os.getpid():
                 settings = app.config["SETTINGS"]
-                hub = EventHub(settings.redis_url, window=settings.ws_batch_ms / 1000)
+                hub = EventHub(settings.redis_url, settings.symbols,
+                               window=settings.ws_batch_ms / 1000)
                 app.extensions[_EXTENSION] = hub
                 _hubs.append(hub)
     return hub.start()

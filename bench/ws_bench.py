@@ -362,7 +362,7 @@ def _synthetic_flow(r, rate: float, seconds: float, stop_at: list) -> None:
                           id=keys.stream_id(t["sequence"]))
                 pipe.set(keys.trade_seq(sym), t["sequence"])
             pipe.set(keys.applied(sym), st["seq"])
-            pipe.publish(keys.events_channel(sym), orjson.dumps(msg))
+            pipe.spublish(keys.events_channel(sym), orjson.dumps(msg))
             pipe.execute()
     stop_at.append(time.monotonic())
 

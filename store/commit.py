@@ -97,9 +97,8 @@ def commit(r: redis.Redis, market: Market, token: str, prev_applied: int, new_ap
         keys.owner(symbol), keys.applied(symbol), keys.resting(symbol),
         keys.book(symbol, "BUY"), keys.book(symbol, "SELL"), keys.trades(symbol),
         keys.volume(symbol), keys.trade_seq(symbol), keys.last_price(symbol),
-        keys.heartbeat(symbol), keys.final_orders(symbol),
-    ], [token, str(prev_applied), batch, str(new_applied), now_ms,
-        keys.events_channel(symbol), orjson.dumps(message)])
+        keys.heartbeat(symbol), keys.final_orders(symbol), keys.events_channel(symbol),
+    ], [token, str(prev_applied), batch, str(new_applied), now_ms, orjson.dumps(message)])
     return message
 
 

@@ -76,9 +76,8 @@ def _accept_call(script, client, market, account, request, request_id, max_open)
         keys=[keys.seq(symbol), keys.journal(symbol), keys.order(order_id),
               keys.account_orders(account), keys.account_open(account),
               keys.account_client_ids(account), keys.wake(symbol),
-              keys.account_counter(account), keys.gtd(symbol)],
-        args=[order_id, request["client_order_id"] or "", max_open,
-              keys.events_channel(symbol), prefix,
+              keys.account_counter(account), keys.gtd(symbol), keys.events_channel(symbol)],
+        args=[order_id, request["client_order_id"] or "", max_open, prefix,
               *codec.order_fields(order_id, account, request, request_id)],
         client=client,
     )

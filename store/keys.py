@@ -30,7 +30,7 @@ committed in one MULTI/EXEC. Order and account keys are global.
 | acct:{A}:orders              | zset   | the account's order ids, score = acceptance number n   |
 | acct:{A}:open                | zset   | the account's PENDING/OPEN/PARTIAL order ids, score n  |
 | acct:{A}:coid                | hash   | clientOrderId -> order id                              |
-| events:{S}                   | pubsub | one message per commit: book changes, trades, orders   |
+| events:{S}                   | shard  | sharded pub/sub (SPUBLISH): commits, accepted orders  |
 """
 
 from __future__ import annotations
@@ -138,9 +138,6 @@ def account_client_ids(account: str) -> str:
 
 def events_channel(symbol: str) -> str:
     return f"{PREFIX}events:{{{symbol}}}"
-
-
-EVENTS_PATTERN = f"{PREFIX}events:*"
 
 
 def symbol_of_channel(channel: str) -> str:

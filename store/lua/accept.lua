@@ -1,9 +1,9 @@
 -- Accept one order atomically: idempotency, sequence, journal, PENDING order, indexes, wake-up.
 -- KEYS: 1 seq, 2 journal, 3 order hash, 4 account orders, 5 account open orders,
 --       6 account clientOrderId map, 7 wake flag, 8 account acceptance counter,
---       9 the symbol's GTD schedule (zset order id -> expireTime)
--- ARGV: 1 order id, 2 clientOrderId or '', 3 max open orders (0: none), 4 events channel,
---       5 accepted message up to its sequence field, 6.. field/value pairs of the order
+--       9 the symbol's GTD schedule (zset order id -> expireTime), 10 events channel
+-- ARGV: 1 order id, 2 clientOrderId or '', 3 max open orders (0: none),
+--       4 accepted message up to its sequence field, 5.. field/value pairs of the order
 -- Returns {1, seq, ts, woke} | {0, existing order id} | {-1, ''} (too many open orders)
 if ARGV[2] ~= '' then
   local existing = redis.call('HGET', KEYS[6], ARGV[2])
@@ -15,8 +15,8 @@ local seq = redis.call('INCR', KEYS[1])
 local now = redis.call('TIME')
 local ts = string.format('%d', now[1] * 1000 + math.floor(now[2] / 1000))
 local fields = {}
-for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
-for i = 6, #ARGV - 1, 2 do
+for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 5, #ARGV - 1, 2 do
   if ARGV[i] == 'exp' and ARGV[i + 1] ~= '' then
     redis.call('ZADD', KEYS[9], ARGV[i + 1], ARGV[1])
   end
@@ -32,6 +32,6 @@ if ARGV[2] ~= '' then redis.call('HSET', KEYS[6], ARGV[2], ARGV[1]) end
 -- One matching task per burst: the flag lives until the worker picks it up (or 1 s, so a
 -- web process that died before sending its task only delays the periodic sweep).
 local woke = redis.call('SET', KEYS[7], '1', 'NX', 'PX', 1000)
-redis.call('PUBLISH', ARGV[4],
-  ARGV[5] .. '"sequence":' .. seq .. ',"timestamp":' .. ts .. ',"updatedAt":' .. ts .. '}]}')
+redis.call('SPUBLISH', KEYS[10],
+  ARGV[4] .. '"sequence":' .. seq .. ',"timestamp":' .. ts .. ',"updatedAt":' .. ts .. '}]}')
 return {1, seq, ts, woke and 1 or 0}

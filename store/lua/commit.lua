@@ -5,9 +5,9 @@
 -- Lua numbers cannot).
 -- KEYS: 1 owner lease, 2 applied cursor, 3 resting set, 4 book BUY, 5 book SELL,
 --       6 trades stream, 7 volume, 8 trade seq, 9 last price, 10 heartbeat,
---       11 final orders awaiting the archive (score: updated ms)
+--       11 final orders awaiting the archive (score: updated ms), 12 events channel
 -- ARGV: 1 lease token, 2 expected cursor, 3 batch JSON {o, t, l, ts?, lp?, c},
---       4 new cursor, 5 now (ms), 6 events channel, 7 event message
+--       4 new cursor, 5 now (ms), 6 event message
 -- Returns 1, or an error 'FENCED ...' / 'BADBATCH ...' having written nothing.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('FENCED lease held by another worker')
@@ -78,5 +78,5 @@ for _, c in ipairs(batch.c or {}) do
 end
 redis.call('SET', KEYS[2], ARGV[4])
 redis.call('SET', KEYS[10], ARGV[5])
-redis.call('PUBLISH', ARGV[6], ARGV[7])
+redis.call('SPUBLISH', KEYS[12], ARGV[6])
 return 1
