@@ -1,14 +1,14 @@
 """The web process's one Redis pub/sub connection, fanned out to in-process listeners.
 
-The matching worker publishes one JSON message per commit on ``keys.events_channel(S)``
-(inside the commit's MULTI/EXEC), the accept path one ``accepted`` message per order,
+The matching worker publishes one COMMIT message per commit on the symbol's events
+channel (inside the commit's script), the accept path one ACCEPTED message per order
+(``store.events`` makes, frames and parses both; the hub parses with it),
 both with SPUBLISH (sharded pub/sub: on a Redis Cluster a message only travels within
 its slot's shard, and the channel is a key of the publishing script).
 ``EventHub`` holds ONE connection per web process with an SSUBSCRIBE on each configured
 market's channel, in a daemon thread started lazily after fork (``get_hub(app)``), and
-hands every message
-to the listeners registered for its symbol (WebSocket connections, ``app.ws``) and wakes
-the REST ``?wait=true`` waiters (``wait_for``).
+hands every message to the listeners registered for its symbol (WebSocket connections,
+``app.ws``) and wakes the REST ``?wait=true`` waiters (``wait_for``).
 
 Listener protocol (called on the hub thread; all must return at once, never block):
   ``on_batches(batches: list[Batch]) -> bool`` - one read's messages for the listener's
@@ -43,10 +43,9 @@ import threading
 import time
 from collections.abc import Callable
 
-import orjson
 import redis
 
-from store import keys
+from store import events as store_events
 
 log = logging.getLogger(__name__)
 
@@ -223,25 +222,7 @@ class EventHub:
 
     # -- the thread -----------------------------------------------------------------
     def _connect(self):
-        client = redis.Redis.from_url(
-            self.redis_url,
-            socket_connect_timeout=2,
-            socket_keepalive=True,
-        )
-        pubsub = client.pubsub()
-        waiting = set()
-        for symbol in self.symbols:  # one channel per command: each its own slot
-            channel = keys.events_channel(symbol)
-            pubsub.ssubscribe(channel)
-            waiting.add(channel.encode())
-        deadline = time.monotonic() + 5
-        while waiting and time.monotonic() < deadline:  # wait for Redis to confirm them all
-            msg = pubsub.get_message(timeout=0.5)
-            if msg and msg["type"] == "ssubscribe":
-                waiting.discard(msg["channel"])
-        if waiting:
-            raise redis.exceptions.TimeoutError("no ssubscribe confirmation")
-        return client, pubsub
+        return store_events.subscribe(self.redis_url, self.symbols)
 
     def _run(self) -> None:
         backoff = 0.1
@@ -300,7 +281,7 @@ class EventHub:
             last_rx, pinged = now, False
             batch = []
             while msg is not None:  # everything already buffered, up to a bound
-                if msg["type"] == "smessage":
+                if msg["type"] == store_events.MESSAGE_TYPE:
                     batch.append(msg)
                 if len(batch) >= 5000:
                     break
@@ -364,12 +345,8 @@ class EventHub:
         """The message's symbol and parsed event; commit bookkeeping (REST waiters, the
         chain check) happens here, per message."""
         try:
-            if isinstance(channel, bytes):
-                channel = channel.decode()
-            symbol = keys.symbol_of_channel(channel)
-            event = orjson.loads(data)
-            if not isinstance(event, dict):
-                raise ValueError("not an object")
+            symbol = store_events.symbol_of(channel)
+            event = store_events.parse(data)
         except Exception:
             self.bad_messages += 1
             log.warning("unparseable event on %r", channel)
