@@ -148,18 +148,20 @@ class NotAnOrderId(ValueError):
     """Raised by the order keys for a string that names no symbol (a 404 upstream)."""
 
 
-def _order(order_id: str) -> str:
+def _order(order_id: str | bytes) -> str:
+    if isinstance(order_id, bytes):  # read back from a client that does not decode
+        order_id = order_id.decode()
     symbol = order_symbol(order_id)
     if symbol is None:
         raise NotAnOrderId(order_id)
     return _sym(symbol, f"o:{order_id}")
 
 
-def order(order_id: str) -> str:
+def order(order_id: str | bytes) -> str:
     return _order(order_id)
 
 
-def order_fills(order_id: str) -> str:
+def order_fills(order_id: str | bytes) -> str:
     return _order(order_id) + ":fills"
 
 

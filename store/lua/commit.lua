@@ -81,9 +81,8 @@ if batch.ts ~= nil then
 end
 -- l: 4 (BUY) or 5 (SELL), price, member "price:qty:count" (store/codec.py) or '' when gone
 for _, l in ipairs(batch.l) do
-  local key = KEYS[l[1]]
-  redis.call('ZREMRANGEBYSCORE', key, l[2], l[2])
-  if l[3] ~= '' then redis.call('ZADD', key, l[2], l[3]) end
+  redis.call('ZREMRANGEBYSCORE', KEYS[l[1]], l[2], l[2])
+  if l[3] ~= '' then redis.call('ZADD', KEYS[l[1]], l[2], l[3]) end
 end
 -- c (candles, store/candles.py): candle set (key index), bucket start, whole member;
 -- replaces the bucket's

@@ -15,16 +15,15 @@ end
 local removed, changed = 0, 0
 local orders = (#ARGV - 3) / 2
 for j = 0, orders - 1 do
-  local id, upd = ARGV[4 + 2 * j], ARGV[5 + 2 * j]
-  local hash, fills, listed, open = KEYS[6 + 4 * j], KEYS[7 + 4 * j], KEYS[8 + 4 * j],
-                                    KEYS[9 + 4 * j]
-  local o = redis.call('HMGET', hash, 'status', 'upd')
+  local id, upd, k = ARGV[4 + 2 * j], ARGV[5 + 2 * j], 6 + 4 * j
+  -- KEYS[k]: order hash, k + 1: fills, k + 2: account orders, k + 3: account open orders
+  local o = redis.call('HMGET', KEYS[k], 'status', 'upd')
   if not o[1] then
     redis.call('ZREM', KEYS[2], id)  -- removed by an earlier run that died before here
   elseif (o[1] == 'FILLED' or o[1] == 'CANCELLED' or o[1] == 'REJECTED') and o[2] == upd then
-    redis.call('DEL', hash, fills)
-    redis.call('ZREM', listed, id)
-    redis.call('ZREM', open, id)
+    redis.call('DEL', KEYS[k], KEYS[k + 1])
+    redis.call('ZREM', KEYS[k + 2], id)
+    redis.call('ZREM', KEYS[k + 3], id)
     redis.call('ZREM', KEYS[2], id)
     removed = removed + 1
   else
