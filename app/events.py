@@ -1,11 +1,14 @@
 """The web process's one Redis pub/sub connection, fanned out to in-process listeners.
 
-The matching worker publishes one JSON message per commit on ``keys.events_channel(S)``
-(inside the commit's MULTI/EXEC), the accept path one ``accepted`` message per order.
-``EventHub`` holds ONE pattern subscription (``keys.EVENTS_PATTERN``) per web process,
-in a daemon thread started lazily after fork (``get_hub(app)``), and hands every message
-to the listeners registered for its symbol (WebSocket connections, ``app.ws``) and wakes
-the REST ``?wait=true`` waiters (``wait_for``).
+The matching worker publishes one COMMIT message per commit on the symbol's events
+channel (inside the commit's script), the accept path one ACCEPTED message per order
+(``store.events`` makes, frames and parses both; the hub parses with it),
+both with SPUBLISH (sharded pub/sub: on a Redis Cluster a message only travels within
+its slot's shard, and the channel is a key of the publishing script).
+``EventHub`` holds ONE connection per web process with an SSUBSCRIBE on each configured
+market's channel, in a daemon thread started lazily after fork (``get_hub(app)``), and
+hands every message to the listeners registered for its symbol (WebSocket connections,
+``app.ws``) and wakes the REST ``?wait=true`` waiters (``wait_for``).
 
 Listener protocol (called on the hub thread; all must return at once, never block):
   ``on_batches(batches: list[Batch]) -> bool`` - one read's messages for the listener's
@@ -40,10 +43,10 @@ import threading
 import time
 from collections.abc import Callable
 
-import orjson
 import redis
 
-from store import connect, keys
+from store import connect
+from store import events as store_events
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +85,10 @@ class EventHub:
     PAUSE_PER_LISTENER = 40e-6
     MIN_PAUSE = 0.001
 
-    def __init__(self, redis_url: str, *, window: float = 0.020,
+    def __init__(self, redis_url: str, symbols, *, window: float = 0.020,
                  idle_ping_seconds: float = 5.0, client_factory: Callable | None = None):
         self.redis_url = redis_url
+        self.symbols = tuple(symbols)  # the markets whose channels the hub subscribes to
         # The store's kind decides the client (store.connect.events_client: Sentinel,
         # Cluster); by default a plain client of redis_url.
         self._client_factory = client_factory or (lambda: redis.Redis.from_url(
@@ -118,7 +122,7 @@ class EventHub:
         return self
 
     def wait_ready(self, timeout: float) -> bool:
-        """True once the pattern subscription is confirmed by Redis."""
+        """True once every market's subscription is confirmed by Redis."""
         return self._ready.wait(timeout)
 
     @property
@@ -223,15 +227,7 @@ class EventHub:
 
     # -- the thread -----------------------------------------------------------------
     def _connect(self):
-        client = self._client_factory()
-        pubsub = client.pubsub()
-        pubsub.psubscribe(keys.EVENTS_PATTERN)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:  # wait for Redis to confirm the subscription
-            msg = pubsub.get_message(timeout=0.5)
-            if msg and msg["type"] == "psubscribe":
-                return client, pubsub
-        raise redis.exceptions.TimeoutError("no psubscribe confirmation")
+        return store_events.subscribe(self._client_factory(), self.symbols)
 
     def _run(self) -> None:
         backoff = 0.1
@@ -290,7 +286,7 @@ class EventHub:
             last_rx, pinged = now, False
             batch = []
             while msg is not None:  # everything already buffered, up to a bound
-                if msg["type"] == "pmessage":
+                if msg["type"] == store_events.MESSAGE_TYPE:
                     batch.append(msg)
                 if len(batch) >= 5000:
                     break
@@ -354,12 +350,8 @@ class EventHub:
         """The message's symbol and parsed event; commit bookkeeping (REST waiters, the
         chain check) happens here, per message."""
         try:
-            if isinstance(channel, bytes):
-                channel = channel.decode()
-            symbol = keys.symbol_of_channel(channel)
-            event = orjson.loads(data)
-            if not isinstance(event, dict):
-                raise ValueError("not an object")
+            symbol = store_events.symbol_of(channel)
+            event = store_events.parse(data)
         except Exception:
             self.bad_messages += 1
             log.warning("unparseable event on %r", channel)
@@ -388,7 +380,8 @@ def get_hub(app) -> EventHub:
             hub = app.extensions.get(_EXTENSION)
             if hub is None or hub.pid != os.getpid():
                 settings = app.config["SETTINGS"]
-                hub = EventHub(settings.redis_url, window=settings.ws_batch_ms / 1000,
+                hub = EventHub(settings.redis_url, settings.symbols,
+                               window=settings.ws_batch_ms / 1000,
                                client_factory=lambda: connect.events_client(settings))
                 app.extensions[_EXTENSION] = hub
                 _hubs.append(hub)

@@ -25,7 +25,7 @@ import redis
 from app.events import ALL, get_hub
 from schemas.market_data import INTERVALS
 from schemas.markets import get_market
-from store import candles, keys
+from store import candles
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class MarketFeed:
         market = get_market(self.settings, symbol)
         if channel == "ticker":
             return ticker_frame(candles.tickers(self.redis, [market], _now_ms())[0])
-        newest = self.redis.zrevrange(keys.candles(symbol, interval), 0, 0)
+        newest = candles.newest(self.redis, symbol, interval)
         return candle_frame(market, interval, newest[0], False) if newest else None
 
     # -- hub listener (hub thread: note and return) -------------------------------------
@@ -136,10 +136,7 @@ class MarketFeed:
 
     def _publish(self, symbol: str) -> None:
         market = get_market(self.settings, symbol)
-        with self.redis.pipeline(transaction=False) as pipe:
-            for name in INTERVALS:
-                pipe.zrevrange(keys.candles(symbol, name), 0, 1)
-            newest = pipe.execute()
+        newest = candles.newest_of_each(self.redis, symbol, 2)
         ticker = ticker_frame(candles.tickers(self.redis, [market], _now_ms())[0])
         frames: dict[str, list[bytes]] = {}
         for name, members in zip(INTERVALS, newest, strict=True):

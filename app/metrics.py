@@ -42,7 +42,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from app.redis_client import get_redis
-from store import keys
+from store import read
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("app.access")
@@ -102,14 +102,7 @@ class StoreCollector:
         symbols = self.settings.symbols
         up = GaugeMetricFamily("matching_store_up", "1 if this node reached Redis on scrape.")
         try:
-            with self.r.pipeline(transaction=False) as pipe:
-                for s in symbols:
-                    pipe.get(keys.seq(s))
-                    pipe.get(keys.applied(s))
-                    pipe.get(keys.heartbeat(s))
-                    pipe.get(keys.trade_seq(s))
-                    pipe.exists(keys.owner(s))
-                replies = pipe.execute()
+            states = read.matcher_states(self.r, symbols)
         except redis.RedisError as exc:
             log.warning("metrics: Redis unavailable: %s", exc)
             up.add_metric([], 0)
@@ -141,16 +134,14 @@ class StoreCollector:
         trades = CounterMetricFamily(
             "matching_trades", "Trades executed (the gap-free trade sequence).",
             labels=["symbol"])
-        for i, s in enumerate(symbols):
-            seq, done, beat, tseq, owned = replies[5 * i: 5 * i + 5]
-            seq, done = int(seq or 0), int(done or 0)
+        for s, (seq, done, beat, tseq, owned) in zip(symbols, states, strict=True):
             accepted.add_metric([s], seq)
             applied.add_metric([s], done)
             lag.add_metric([s], seq - done)
-            trades.add_metric([s], int(tseq or 0))
+            trades.add_metric([s], tseq)
             lease.add_metric([s], 1 if owned else 0)
             if beat:
-                beat_age = max(0.0, (now_ms - int(beat)) / 1000)
+                beat_age = max(0.0, (now_ms - beat) / 1000)
                 age.add_metric([s], beat_age)
                 alive.add_metric([s], 1 if beat_age <= stale_s else 0)
             else:

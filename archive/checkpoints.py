@@ -24,7 +24,7 @@ from archive import db, tables
 from engine import apply
 from engine.book import OrderBook
 from engine.types import Order, Side
-from store import codec, journal, keys
+from store import codec, history, journal
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def maybe_write(r: redis.Redis, book: OrderBook, prev_seq: int, every: int) -> N
     """After a commit from ``prev_seq`` to ``book.last_sequence``: checkpoint on crossing a
     multiple of ``every`` (0: never)."""
     if every and book.last_sequence // every > prev_seq // every:
-        r.set(keys.checkpoint(book.symbol), orjson.dumps(snapshot(book)))
+        history.write_checkpoint(r, book.symbol, orjson.dumps(snapshot(book)))
 
 
 def read_after(conn: sa.Connection):
@@ -117,7 +117,7 @@ def verify_new(r: redis.Redis, engine: sa.Engine, symbol: str) -> int:
     """Verify Redis's newest checkpoint against the replay and store it in the archive.
 
     Returns the newest verified checkpoint's sequence (0: none)."""
-    raw = r.get(keys.checkpoint(symbol))
+    raw = history.read_checkpoint(r, symbol)
     with engine.connect() as conn:
         base = newest(conn, symbol)
         verified = base["seq"] if base else 0

@@ -10,7 +10,8 @@ One ``Mover.step`` takes a bounded batch of
   the archive's part first);
 
 inserts them in the archive in one transaction (a row already there is skipped), commits,
-and only then removes them from Redis with ``lua/remove.lua``: one atomic step, fenced by
+and only then removes them from Redis with ``store/lua/remove.lua``
+(``store.history.remove_moved``): one atomic step, fenced by
 the symbol's archiver lease, that removes an order only if it is still final with the
 ``updatedAt`` that was copied. A crash anywhere leaves every row in Redis, in the
 archive, or in both; the next run finishes the move (copying again is a no-op).
@@ -27,19 +28,17 @@ import random
 import signal
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import orjson
 import redis
 
 from archive import checkpoints, db, tables
 from settings import Settings
-from store import keys
-from workers.lease import Lease
+from store import history
+from store.lease import Lease
 
 log = logging.getLogger(__name__)
 FINAL = {"FILLED", "CANCELLED", "REJECTED"}
-_REMOVE = (Path(__file__).with_name("lua") / "remove.lua").read_text()
 
 
 @dataclass
@@ -65,8 +64,7 @@ class Mover:
         self.r, self.settings, self.symbol = r, settings, symbol
         self.engine = db.engine(settings.archive_url)
         self.lease = Lease(r, symbol, ttl_ms=settings.archive_lease_ms,
-                           key=keys.archiver(symbol))
-        self._remove = r.register_script(_REMOVE)
+                           holder="archiver")
         self.journal_upto: int | None = None  # the newest verified checkpoint's sequence
 
     def run(self, budget_seconds: float = 5.0) -> Moved:
@@ -117,17 +115,9 @@ class Mover:
     # ------------------------------------------------------------ reading Redis
 
     def _final_orders(self, cutoff: int, batch: int) -> tuple[list[dict], list[dict]]:
-        ids = self.r.zrangebyscore(keys.final_orders(self.symbol), "-inf", cutoff,
-                                   start=0, num=batch)
-        if not ids:
-            return [], []
-        with self.r.pipeline(transaction=False) as pipe:
-            for oid in ids:
-                pipe.hgetall(keys.order(oid))
-                pipe.lrange(keys.order_fills(oid), 0, -1)
-            replies = pipe.execute()
+        due = history.final_orders_due(self.r, self.symbol, cutoff, batch)
         orders, fills = [], []
-        for oid, h, seqs in zip(ids, replies[0::2], replies[1::2], strict=True):
+        for oid, h, seqs in due:
             if not h or h.get("status") not in FINAL:
                 continue  # gone already (the remove step clears the index entry) or odd
             orders.append({"id": oid, "symbol": h["sym"], "account": h["acct"],
@@ -136,21 +126,21 @@ class Mover:
                            "fields": orjson.dumps(h).decode()})
             fills += [{"order_id": oid, "trade_seq": int(s), "symbol": self.symbol}
                       for s in seqs]
-        if len(orders) < len(ids):
+        if len(orders) < len(due):
             # Index entries whose hash is gone: drop them (same fenced script, no orders).
-            gone = [oid for oid, h in zip(ids, replies[0::2], strict=True) if not h]
+            gone = [oid for oid, h, _ in due if not h]
             if gone:
                 self._run_remove([(oid, "", "") for oid in gone])
         return orders, fills
 
     def _trades(self, cutoff: int, batch: int) -> list[dict]:
         rows = []
-        for eid, f in self.r.xrange(keys.trades(self.symbol), count=batch):
-            trade = orjson.loads(f["t"])
+        for seq, body in history.oldest_trades(self.r, self.symbol, batch):
+            trade = orjson.loads(body)
             if trade["timestamp"] >= cutoff:
                 break
-            rows.append({"symbol": self.symbol, "seq": keys.sequence_of(eid),
-                         "ts": trade["timestamp"], "body": f["t"]})
+            rows.append({"symbol": self.symbol, "seq": seq, "ts": trade["timestamp"],
+                         "body": body})
         return rows
 
     def _journal(self, cutoff: int, batch: int) -> list[dict]:
@@ -158,9 +148,7 @@ class Mover:
         if not upto:
             return []
         rows = []
-        for eid, f in self.r.xrange(keys.journal(self.symbol), max=keys.stream_id(upto),
-                                    count=batch):
-            seq = keys.sequence_of(eid)
+        for seq, f in history.oldest_journal(self.r, self.symbol, upto, batch):
             if int(f["ts"]) >= cutoff:
                 break
             rows.append({"symbol": self.symbol, "seq": seq, "fields": orjson.dumps(f).decode()})
@@ -176,18 +164,10 @@ class Mover:
     def _run_remove(self, orders, trade_rows=(), journal_rows=()) -> tuple[int, int]:
         """``orders``: (id, updatedAt copied, account); trades and journal up to the last row
         given are trimmed."""
-        args = [self.lease.token,
-                keys.stream_id(trade_rows[-1]["seq"] + 1) if trade_rows else "",
-                keys.stream_id(journal_rows[-1]["seq"] + 1) if journal_rows else ""]
-        for oid, upd, account in orders:
-            args += [oid, upd, keys.order(oid), keys.order_fills(oid),
-                     keys.account_orders(account), keys.account_open(account)]
-        removed, changed = self._remove(
-            keys=[keys.archiver(self.symbol), keys.final_orders(self.symbol),
-                  keys.trades(self.symbol), keys.journal(self.symbol),
-                  keys.archived(self.symbol)],
-            args=args)
-        return int(removed), int(changed)
+        return history.remove_moved(
+            self.r, self.symbol, self.lease.token, orders,
+            trade_rows[-1]["seq"] + 1 if trade_rows else None,
+            journal_rows[-1]["seq"] + 1 if journal_rows else None)
 
     def _fault(self, point: str) -> None:
         s = self.settings

@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from archive import db, tables
 from schemas.markets import Market
-from store import codec, keys, read
+from store import events, history, read
 
 OPEN_STATUSES = read.OPEN_STATUSES
 
@@ -38,8 +38,7 @@ def _archive(settings):
 
 
 def archive_in_use(r: redis.Redis, symbols) -> bool:
-    symbols = list(symbols)
-    return bool(symbols) and any(r.mget([keys.archived(s) for s in symbols]))
+    return history.archive_in_use(r, symbols)
 
 
 # ---------------------------------------------------------------- one order
@@ -49,10 +48,10 @@ def order_with_fills(r: redis.Redis, settings, markets: dict[str, Market], order
                      owner: str | None = None) -> dict | None:
     """The order's JSON with ``fills``, from Redis or the archive; None if unknown (or
     not ``owner``'s)."""
-    h = read.order_hash(r, order_id)
-    if h is not None:
-        seqs = [int(s) for s in r.lrange(keys.order_fills(order_id), 0, -1)]
-    elif archive_in_use(r, markets):
+    h, seqs = history.order_and_fills(r, order_id)
+    if h is None and not archive_in_use(r, markets):
+        return None
+    if h is None:
         with _archive(settings) as conn:
             row = conn.execute(sa.select(tables.orders.c.fields)
                                .where(tables.orders.c.id == order_id)).first()
@@ -63,11 +62,9 @@ def order_with_fills(r: redis.Redis, settings, markets: dict[str, Market], order
                 sa.select(tables.order_fills.c.trade_seq)
                 .where(tables.order_fills.c.order_id == order_id)
                 .order_by(tables.order_fills.c.trade_seq)))
-    else:
-        return None
     if owner is not None and h["acct"] != owner:
         return None
-    order = codec.order_json_from_hash(h, markets[h["sym"]])
+    order = events.order_from_hash(h, markets[h["sym"]])
     order["fills"] = trades_by_sequence(r, settings, h["sym"], seqs)
     return order
 
@@ -76,12 +73,7 @@ def trades_by_sequence(r: redis.Redis, settings, symbol: str, seqs: list[int]) -
     """Trades of SYMBOL by sequence, in the order given: Redis's stream, else the archive."""
     if not seqs:
         return []
-    stream = keys.trades(symbol)
-    with r.pipeline(transaction=False) as pipe:
-        for s in seqs:
-            pipe.xrange(stream, min=keys.stream_id(s), max=keys.stream_id(s))
-        found = {s: orjson.loads(e[0][1]["t"]) for s, e in zip(seqs, pipe.execute(),
-                                                                strict=True) if e}
+    found = history.hot_trades(r, symbol, seqs)
     missing = [s for s in seqs if s not in found]
     if missing:
         t = tables.trades
@@ -107,7 +99,7 @@ def list_orders(r: redis.Redis, settings, markets: dict[str, Market], account: s
                 cursor=None) -> tuple[list[dict], str | None]:
     """``store.read.list_orders`` over Redis and the archive, merged newest first.
 
-    Both keep each order's acceptance number ``n`` (unique per account), and the cursor
+    Both keep each order's acceptance number ``n`` (store/keys.py), and the cursor
     is ``(n, id)`` in both, so each source gives its newest ``limit + 1`` below the cursor
     and the page is the newest ``limit`` of their union.
     """
@@ -117,12 +109,9 @@ def list_orders(r: redis.Redis, settings, markets: dict[str, Market], account: s
                                 side=side, limit=limit, cursor=cursor)
     hot, _ = read.list_orders(r, markets, account, symbol=symbol, statuses=statuses,
                               side=side, limit=limit + 1, cursor=cursor)
-    with r.pipeline(transaction=False) as pipe:
-        for o in hot:
-            pipe.hget(keys.order(o["id"]), "n")
-        numbers = pipe.execute()
+    numbers = read.order_numbers(r, [o["id"] for o in hot])
     # An order archived since Redis was read has no hash now: the archive returns it.
-    merged = {o["id"]: (int(n), o) for o, n in zip(hot, numbers, strict=True) if n}
+    merged = {o["id"]: (n, o) for o, n in zip(hot, numbers, strict=True) if n}
     for n, oid, order in _archived_orders(settings, markets, account, symbol, statuses,
                                           side, limit + 1, cursor):
         merged.setdefault(oid, (n, order))
@@ -152,7 +141,7 @@ def _archived_orders(settings, markets, account, symbol, statuses, side, limit, 
     out = []
     for n, oid, fields in rows:
         h = orjson.loads(fields)
-        out.append((n, oid, codec.order_json_from_hash(h, markets[h["sym"]])))
+        out.append((n, oid, events.order_from_hash(h, markets[h["sym"]])))
     return out
 
 

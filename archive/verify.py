@@ -33,7 +33,7 @@ from archive import checkpoints, db, tables
 from engine.types import FINAL_STATUSES, OrderUpdated, Side
 from schemas.markets import Market, get_market
 from settings import Settings, load_settings
-from store import connect, keys
+from store import connect, history
 from store import verify as redis_verify
 
 CHUNK = redis_verify.CHUNK
@@ -54,23 +54,8 @@ def _archived(conn: sa.Connection, symbol: str):
 
 def _redis_orders(r: redis.Redis, rep, ids: list[str]) -> dict:
     """order id -> (hash fields or None, fills, in open index, in account index, in final)."""
-    out = {}
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start:start + CHUNK]
-        with r.pipeline(transaction=True) as pipe:  # each order's keys at one instant
-            for oid in chunk:
-                account = rep.places[oid].account_id
-                pipe.hgetall(keys.order(oid))
-                pipe.lrange(keys.order_fills(oid), 0, -1)
-                pipe.zscore(keys.account_open(account), oid)
-                pipe.zscore(keys.account_orders(account), oid)
-                pipe.zscore(keys.final_orders(rep.symbol), oid)
-            replies = pipe.execute()
-        for i, oid in enumerate(chunk):
-            h, fills, open_score, listed, final = replies[5 * i: 5 * i + 5]
-            out[oid] = (h or None, fills, open_score is not None, listed is not None,
-                        final is not None)
-    return out
+    return history.order_states(r, rep.symbol, {oid: rep.places[oid].account_id for oid in ids},
+                                CHUNK)
 
 
 def _order_diffs(symbol, oid, where, h, fills, want, want_fills) -> list[str]:
@@ -108,10 +93,9 @@ def check_symbol(r: redis.Redis, settings: Settings, market: Market,
             # Redis before the archive: the mover commits there before it removes here, so
             # a row that left Redis before it was read is in the archive when that is read.
             hot = _redis_orders(r, rep, list(rep.places))
-            stored_trades = {keys.sequence_of(eid): orjson.loads(f["t"])
-                             for eid, f in r.xrange(keys.trades(symbol))}
+            stored_trades = history.all_trades(r, symbol)
             archived, archived_fills, archived_trades = _archived(conn, symbol)
-        if int(r.get(keys.applied(symbol)) or 0) == rep.applied:
+        if history.applied(r, symbol) == rep.applied:
             break
     diffs = list(rep.journal_problems)
     ids = list(rep.places)
@@ -175,22 +159,21 @@ def _trade_diffs(r: redis.Redis, market: Market, rep, stored: dict, archived_tra
     extra = sorted((set(stored) | set(archived_trades)) - set(range(base + 1, last + 1)))
     if extra:
         diffs.append(f"{symbol}: trades {extra[:10]} are stored but not in the replay")
-    trade_seq = int(r.get(keys.trade_seq(symbol)) or 0)
+    trade_seq, last_price = history.last_trade(r, symbol)
     if trade_seq != last:
         diffs.append(f"{symbol}: trade sequence is {trade_seq}, replay says {last}")
-    if rep.trades and r.get(keys.last_price(symbol)) != str(rep.trades[-1].price):
+    if rep.trades and last_price != str(rep.trades[-1].price):
         diffs.append(f"{symbol}: last price differs from the replay's {rep.trades[-1].price}")
     return diffs
 
 
 def _book_diffs(r: redis.Redis, rep) -> list[str]:
     symbol, diffs = rep.symbol, []
-    stored = {oid: int(s) for oid, s in r.zrange(keys.resting(symbol), 0, -1, withscores=True)}
+    stored = history.resting_set(r, symbol)
     if stored != {oid: o.sequence for oid, o in rep.book.orders.items()}:
         diffs.append(f"{symbol}: resting set differs from the replayed book")
     for side in (Side.BUY, Side.SELL):
-        have = sorted((m, int(s)) for m, s in r.zrange(keys.book(symbol, side.value), 0, -1,
-                                                      withscores=True))
+        have = sorted(history.level_members(r, symbol, side.value))
         if have != sorted(redis_verify._expected_levels(rep, side)):
             diffs.append(f"{symbol}: {side.value} levels differ from the replayed book")
     return diffs
@@ -200,9 +183,7 @@ def _queue_final(r: redis.Redis, symbol: str) -> None:
     """A rebuild does not know the archive's index: queue every final order again."""
     rep = redis_verify.replay(r, symbol)
     final = {oid: e.updated_at for oid, e in rep.state.items() if e.status in FINAL_STATUSES}
-    items = list(final.items())
-    for start in range(0, len(items), CHUNK):
-        r.zadd(keys.final_orders(symbol), dict(items[start:start + CHUNK]))
+    history.queue_final(r, symbol, final, CHUNK)
 
 
 def verify(r: redis.Redis, settings: Settings, symbols=None, full: bool = False) -> list[str]:
@@ -229,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     for symbol in args.symbol or settings.symbols:
         market = get_market(settings, symbol)
         if args.rebuild:
-            if r.exists(keys.archived(symbol)):
+            if history.is_archived(r, symbol):
                 print(f"REFUSED {symbol}: history was archived; a rebuild would double it")
                 failed = True
                 continue

@@ -63,7 +63,8 @@ class CommitWatcher:
     def __init__(self, url: str):
         self.client = redis.Redis.from_url(url)
         self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        self.pubsub.psubscribe(keys.EVENTS_PATTERN)
+        for symbol in SYMBOLS:  # sharded pub/sub, one channel per market (app/events.py)
+            self.pubsub.ssubscribe(keys.events_channel(symbol))
         self.latencies: list[int] = []
         self.commits = 0
         self._stop = threading.Event()
@@ -77,7 +78,7 @@ class CommitWatcher:
             for msg in self.pubsub.listen():
                 if self._stop.is_set():
                     return
-                if msg["type"] == "pmessage":
+                if msg["type"] == "smessage":
                     self._record(msg)
         except (redis.RedisError, OSError, ValueError):
             if not self._stop.is_set():

@@ -96,9 +96,9 @@ def run(n: int) -> dict:
                 "trades_stream_bytes_per_trade": round(
                     usage(r, keys.trades(SYMBOL)) / max(1, trades)),
                 "account_index_bytes_per_order": round(
-                    usage(r, keys.account_orders(f"acctBUY{0}")) / PER_ACCOUNT),
+                    usage(r, keys.account_orders(f"acctBUY{0}", SYMBOL)) / PER_ACCOUNT),
                 "client_id_hash_bytes_per_order": round(
-                    usage(r, keys.account_client_ids(f"acctBUY{0}")) / PER_ACCOUNT),
+                    usage(r, keys.account_client_ids(f"acctBUY{0}", SYMBOL)) / PER_ACCOUNT),
                 "used_memory_total_mb": round(after_trades / 2**20, 1),
             }
             return figures

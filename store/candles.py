@@ -23,7 +23,7 @@ import redis
 
 from schemas.market_data import INTERVALS
 from schemas.markets import Market
-from store import keys
+from store import codec, keys
 
 DAY_MS = 86_400_000
 MINUTE_MS = INTERVALS["1m"]
@@ -190,8 +190,8 @@ def ticker(market: Market, minutes: list[str], last: str | None, bid: list, ask:
     price = market.price
     out = {"symbol": market.symbol,
            "lastPrice": price(int(last)) if last else None,
-           "bestBid": price(int(bid[0].split(":")[0])) if bid else None,
-           "bestAsk": price(int(ask[0].split(":")[0])) if ask else None,
+           "bestBid": price(codec.decode_level(bid[0])[0]) if bid else None,
+           "bestAsk": price(codec.decode_level(ask[0])[0]) if ask else None,
            "open24h": None, "high24h": None, "low24h": None, "volume24h": 0.0,
            "quoteVolume24h": 0.0, "priceChange": None, "priceChangePercent": None,
            "trades24h": 0}
@@ -210,6 +210,19 @@ def ticker(market: Market, minutes: list[str], last: str | None, bid: list, ask:
         "trades24h": sum(c[7] for c in rows),
     })
     return out
+
+
+def newest(r: redis.Redis, symbol: str, interval: str, count: int = 1) -> list[str]:
+    """The ``count`` newest candle members of one interval, newest first."""
+    return r.zrevrange(keys.candles(symbol, interval), 0, count - 1)
+
+
+def newest_of_each(r: redis.Redis, symbol: str, count: int = 2) -> list[list[str]]:
+    """``newest`` of every interval (``INTERVALS`` order), in one round trip."""
+    with r.pipeline(transaction=False) as pipe:
+        for name in INTERVALS:
+            pipe.zrevrange(keys.candles(symbol, name), 0, count - 1)
+        return pipe.execute()
 
 
 def tickers(r: redis.Redis, markets: list[Market], now_ms: int) -> list[dict]:

@@ -1,4 +1,7 @@
-"""How orders and commands are written in Redis hashes and journal entries (strings).
+"""How orders, commands and book levels are written in Redis (strings).
+
+Book level members: ``encode_level`` / ``decode_level`` (``"p:q:n"``).
+Order hashes and journal entries:
 
 | field    | meaning                         | field    | meaning                       |
 |----------|---------------------------------|----------|-------------------------------|
@@ -38,8 +41,20 @@ from engine.types import (
     Status,
     TimeInForce,
 )
-from schemas.markets import Market
-from schemas.orders import order_json
+
+
+def encode_level(price_ticks: int, qty_lots: int, count: int) -> str:
+    """A book level's zset member ``"p:q:n"`` (score: the price in ticks): its price, total
+    quantity in lots and order count. Whole, so a level's ZADD replaces it in one member."""
+    return f"{price_ticks}:{qty_lots}:{count}"
+
+
+def decode_level(member: str | bytes) -> tuple[int, int, int]:
+    """``"p:q:n"`` -> (price ticks, quantity lots, order count)."""
+    if isinstance(member, bytes):
+        member = member.decode()
+    price, qty, count = member.split(":")
+    return int(price), int(qty), int(count)
 
 
 def order_fields(order_id: str, account: str, request: dict, request_id: str) -> list[str]:
@@ -116,34 +131,6 @@ def order_from_hash(h: dict[str, str]) -> Order:
         status=Status(h["status"]),
         reason=Reason(h["reason"]) if h["reason"] else None,
         updated_at=int(h["upd"]),
-    )
-
-
-def order_json_from_hash(h: dict[str, str], market: Market) -> dict:
-    return order_json(
-        market,
-        id=h["id"], account_id=h["acct"], side=h["side"], order_type=h["otype"],
-        time_in_force=h["tif"], post_only=h["post"] == "1",
-        price=int(h["price"]) if h["price"] else None, quantity=int(h["qty"]),
-        filled=int(h["filled"]), notional=int(h["notional"]), status=h["status"],
-        reason=h["reason"], sequence=int(h["seq"]), timestamp=int(h["ts"]),
-        updated_at=int(h["upd"]), client_order_id=h["coid"],
-        self_trade_prevention=h["stp"], stop_price=_int_or_none(h.get("stop")),
-        expire_time=_int_or_none(h.get("exp")), replaces_order_id=h.get("rep"),
-    )
-
-
-def order_json_from_engine(o: Order, market: Market, status, reason, filled, notional,
-                           updated_at, quantity) -> dict:
-    return order_json(
-        market,
-        id=o.id, account_id=o.account_id, side=o.side.value, order_type=o.order_type.value,
-        time_in_force=o.time_in_force.value, post_only=o.post_only, price=o.price,
-        quantity=quantity, filled=filled, notional=notional, status=status.value,
-        reason=reason.value if reason else None, sequence=o.sequence, timestamp=o.timestamp,
-        updated_at=updated_at, client_order_id=o.client_order_id,
-        self_trade_prevention=o.self_trade_prevention.value, stop_price=o.stop_price,
-        expire_time=o.expire_time, replaces_order_id=o.replaces_order_id,
     )
 
 

@@ -1,22 +1,22 @@
 """The accept side: one atomic Redis step per command (Lua), then a wake-up task.
 
 ``accept`` assigns the per-symbol sequence, appends the command to the symbol's
-journal, stores the PENDING order with its indexes and clientOrderId, and publishes
-the ``accepted`` event, all in one script. The caller sends the matching task only
+journal, stores the PENDING order with its per-(account, symbol) indexes and
+clientOrderId, and publishes the ACCEPTED message (store/events.py), all in one script
+on the symbol's slot. The caller sends the matching task only
 when the script says the symbol was asleep (one task per burst, not per order).
 """
 
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
 import redis
 
-from schemas.orders import order_json
-from store import codec, keys
+from store import codec, events, keys
 
 _LUA = Path(__file__).with_name("lua")
 _SCRIPTS: dict[int, tuple[object, object]] = {}
@@ -35,8 +35,9 @@ def _scripts(r: redis.Redis):
     return found[1]
 
 
-def new_order_id() -> str:
-    return "ord_" + secrets.token_urlsafe(12)
+def new_order_id(symbol: str) -> str:
+    """A fresh order id naming its symbol (``keys.new_order_id``)."""
+    return keys.new_order_id(symbol, secrets.token_hex(12))
 
 
 @dataclass
@@ -50,35 +51,18 @@ class Accepted:
     woke: bool = False
 
 
-def _pending_json(market, order_id, account, request) -> dict:
-    o = order_json(
-        market, id=order_id, account_id=account, side=request["side"].value,
-        order_type=request["order_type"].value, time_in_force=request["time_in_force"].value,
-        post_only=request["post_only"], price=request["price"], quantity=request["quantity"],
-        filled=0, notional=0, status="PENDING", reason=None, sequence=0, timestamp=0,
-        updated_at=0, client_order_id=request["client_order_id"],
-        self_trade_prevention=request["self_trade_prevention"].value,
-        stop_price=request.get("stop_price"), expire_time=request.get("expire_time"),
-        replaces_order_id=request.get("replaces_order_id"),
-    )
-    for late in ("sequence", "timestamp", "updatedAt"):  # filled in by the script
-        del o[late]
-    return o
-
-
 def _accept_call(script, client, market, account, request, request_id, max_open):
-    order_id = new_order_id()
-    pending = _pending_json(market, order_id, account, request)
-    message = orjson.dumps({"type": "accepted", "symbol": market.symbol, "orders": [pending]})
-    prefix = message[: -len(b"}]}")] + b","
     symbol = market.symbol
+    order_id = new_order_id(symbol)
+    pending = events.pending_order(market, order_id, account, request)
     script(
         keys=[keys.seq(symbol), keys.journal(symbol), keys.order(order_id),
-              keys.account_orders(account), keys.account_open(account),
-              keys.account_client_ids(account), keys.wake(symbol),
-              keys.account_counter(account), keys.gtd(symbol)],
+              keys.account_orders(account, symbol), keys.account_open(account, symbol),
+              keys.account_client_ids(account, symbol), keys.wake(symbol),
+              keys.account_counter(account, symbol), keys.gtd(symbol),
+              keys.events_channel(symbol)],
         args=[order_id, request["client_order_id"] or "", max_open,
-              keys.events_channel(symbol), prefix,
+              events.encode_pending(pending),
               *codec.order_fields(order_id, account, request, request_id)],
         client=client,
     )
@@ -92,13 +76,13 @@ def _accepted(reply, order_id, pending) -> Accepted:
     if code == -1:
         return Accepted("limited")
     seq, ts = int(reply[1]), int(reply[2])
-    pending.update(sequence=seq, timestamp=ts, updatedAt=ts)
-    return Accepted("created", order=pending, order_id=order_id, sequence=seq,
-                    woke=bool(int(reply[3])))
+    return Accepted("created", order=events.accepted_order(pending, seq, ts),
+                    order_id=order_id, sequence=seq, woke=bool(int(reply[3])))
 
 
 def accept_many(r: redis.Redis, items: list[tuple], max_open: int = 0) -> list[Accepted]:
-    """Accept ``(market, account, request, request_id)`` items in order, one round trip."""
+    """Accept ``(market, account, request, request_id)`` items in order, one round trip.
+    ``max_open``: the cap on the account's open orders per symbol (0: none)."""
     accept = _scripts(r)[0]
     pipe = r.pipeline(transaction=False)
     pending = [_accept_call(accept, pipe, *item, max_open) for item in items]
@@ -133,7 +117,7 @@ def request_cancel(r: redis.Redis, order_id: str, account: str | None,
                    request_id: str, reduce_to: int | None = None) -> CancelRequested:
     """Journal a cancel for ``order_id`` (``account``: the owner it must have, or None), or
     with ``reduce_to`` (lots) a reduce to that total quantity."""
-    symbol = r.hget(keys.order(order_id), "sym")
+    symbol = keys.order_symbol(order_id)  # the id names its symbol: no lookup
     if symbol is None:
         return CancelRequested("not_found")
     cancel = _scripts(r)[1]
@@ -167,9 +151,9 @@ def request_cancel_all(r: redis.Redis, symbol: str, account: str,
                        request_id: str) -> CancelAllRequested:
     """Journal one cancel-all of ``account`` on ``symbol``."""
     reply = _scripts(r)[2](
-        keys=[keys.seq(symbol), keys.journal(symbol), keys.account_open(account),
+        keys=[keys.seq(symbol), keys.journal(symbol), keys.account_open(account, symbol),
               keys.wake(symbol)],
-        args=[account, symbol, request_id, keys.order("")],
+        args=[account, request_id],
     )
     return CancelAllRequested(symbol, int(reply[0]), int(reply[1]), bool(int(reply[2])),
                               list(reply[3:]))
@@ -178,9 +162,18 @@ def request_cancel_all(r: redis.Redis, symbol: str, account: str,
 def journal_due_expiries(r: redis.Redis, symbol: str, limit: int = 500) -> int:
     """Journal an expire command for each GTD order of ``symbol`` past its expireTime (by
     Redis's clock); returns the last sequence journaled, 0 if none."""
+    # The candidates are read first (their hashes must be the script's KEYS): the earliest
+    # due by our clock plus a margin for a Redis clock ahead of ours; the script decides
+    # by Redis's. Nothing due: no script call at all.
+    margin_ms = 2000
+    due = r.zrangebyscore(keys.gtd(symbol), "-inf", int(time.time() * 1000) + margin_ms,
+                          start=0, num=limit)
+    if not due:
+        return 0
     count, seq = _scripts(r)[3](
-        keys=[keys.gtd(symbol), keys.seq(symbol), keys.journal(symbol)],
-        args=[keys.order(""), limit],
+        keys=[keys.gtd(symbol), keys.seq(symbol), keys.journal(symbol),
+              *(keys.order(order_id) for order_id in due)],
+        args=due,
     )
     return int(seq) if int(count) else 0
 

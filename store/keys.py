@@ -1,8 +1,10 @@
 """Every Redis key of the service, in one place.
 
-Per-symbol keys carry the symbol as a Redis Cluster hash tag (``{BTC-USD}``) so
-one symbol's journal, book, cursor and trades live in one slot and can be
-committed in one MULTI/EXEC. Order and account keys are global.
+Every key of a symbol carries the symbol as a Redis Cluster hash tag (``{BTC-USD}``):
+its journal, book, cursor, trades, its orders and their fills, the account-per-symbol
+indexes and its events channel all live in one slot, so each accept, cancel and commit
+is one single-slot script call. An order id names its symbol (``order_symbol``), so an
+order's keys are found from its id alone. Nothing is global.
 
 | key                          | type   | what                                                   |
 |------------------------------|--------|--------------------------------------------------------|
@@ -24,13 +26,21 @@ committed in one MULTI/EXEC. Order and account keys are global.
 | sym:{S}:archived             | string | set once anything of the symbol moved to the archive   |
 | sym:{S}:archiver             | string | lease token of the archive mover working on the symbol |
 | sym:{S}:checkpoint           | string | newest book checkpoint (JSON snapshot at a sequence)   |
-| order:{id}                   | hash   | one order (ints: ticks, lots)                          |
-| order:{id}:fills             | list   | trade sequences the order took part in                 |
-| acct:{A}:n                   | string | the account's acceptance counter (INCR)                |
-| acct:{A}:orders              | zset   | the account's order ids, score = acceptance number n   |
-| acct:{A}:open                | zset   | the account's PENDING/OPEN/PARTIAL order ids, score n  |
-| acct:{A}:coid                | hash   | clientOrderId -> order id                              |
-| events:{S}                   | pubsub | one message per commit: book changes, trades, orders   |
+| sym:{S}:o:{id}               | hash   | one order (ints: ticks, lots); S from the id           |
+| sym:{S}:o:{id}:fills         | list   | trade sequences the order took part in                 |
+| sym:{S}:a:{A}:n              | string | the account's last acceptance number n on S (below)    |
+| sym:{S}:a:{A}:orders         | zset   | the account's order ids on S, score = n                |
+| sym:{S}:a:{A}:open           | zset   | its PENDING/UNTRIGGERED/OPEN/PARTIAL ids on S, score n |
+| sym:{S}:a:{A}:coid           | hash   | clientOrderId -> order id (unique per account, symbol) |
+| events:{S}                   | shard  | sharded pub/sub (SPUBLISH): commits, accepted orders  |
+
+The acceptance number ``n`` (the order hash's ``n`` and its index score) orders an
+account's orders across symbols: ``max(accept ms * 1000, previous n + 1)`` of the
+(account, symbol), set by accept.lua with Redis's clock. Within a symbol it follows
+acceptance exactly (strictly increasing even if the clock steps back); across symbols it
+is the acceptance time in ms, ties broken by order id. ``GET /api/orders`` without a
+symbol merges the per-symbol indexes newest first by ``(n, id)``, and its cursor is the
+last ``(n, id)`` returned. Exact as a zset score (a double) until the year 2255.
 """
 
 from __future__ import annotations
@@ -96,6 +106,8 @@ def heartbeat(symbol: str) -> str:
 
 def gtd(symbol: str) -> str:
     return _sym(symbol, "gtd")
+
+
 def final_orders(symbol: str) -> str:
     return _sym(symbol, "final")
 
@@ -112,35 +124,65 @@ def checkpoint(symbol: str) -> str:
     return _sym(symbol, "checkpoint")
 
 
-def order(order_id: str) -> str:
-    return f"{PREFIX}order:{order_id}"
+ORDER_ID_PREFIX = "ord_"
+_TOKEN_HEX = 24  # 96 random bits, as many as the ids had before they named a symbol
 
 
-def order_fills(order_id: str) -> str:
-    return f"{PREFIX}order:{order_id}:fills"
+def new_order_id(symbol: str, token: str) -> str:
+    """``ord_<symbol>_<24 hex>``: the symbol first so an id reads as what it is; the
+    token is hex, so the last ``_`` always ends the symbol (whatever its characters)."""
+    return f"{ORDER_ID_PREFIX}{symbol}_{token}"
 
 
-def account_counter(account: str) -> str:
-    return f"{PREFIX}acct:{account}:n"
+def order_symbol(order_id: str) -> str | None:
+    """The symbol an order id names, or None for a string that is no order id."""
+    if not isinstance(order_id, str) or not order_id.startswith(ORDER_ID_PREFIX):
+        return None
+    symbol, sep, token = order_id[len(ORDER_ID_PREFIX):].rpartition("_")
+    if not sep or not symbol or len(token) != _TOKEN_HEX or "{" in symbol or "}" in symbol:
+        return None
+    return symbol
 
 
-def account_orders(account: str) -> str:
-    return f"{PREFIX}acct:{account}:orders"
+class NotAnOrderId(ValueError):
+    """Raised by the order keys for a string that names no symbol (a 404 upstream)."""
 
 
-def account_open(account: str) -> str:
-    return f"{PREFIX}acct:{account}:open"
+def _order(order_id: str | bytes) -> str:
+    if isinstance(order_id, bytes):  # read back from a client that does not decode
+        order_id = order_id.decode()
+    symbol = order_symbol(order_id)
+    if symbol is None:
+        raise NotAnOrderId(order_id)
+    return _sym(symbol, f"o:{order_id}")
 
 
-def account_client_ids(account: str) -> str:
-    return f"{PREFIX}acct:{account}:coid"
+def order(order_id: str | bytes) -> str:
+    return _order(order_id)
+
+
+def order_fills(order_id: str | bytes) -> str:
+    return _order(order_id) + ":fills"
+
+
+def account_counter(account: str, symbol: str) -> str:
+    return _sym(symbol, f"a:{account}:n")
+
+
+def account_orders(account: str, symbol: str) -> str:
+    return _sym(symbol, f"a:{account}:orders")
+
+
+def account_open(account: str, symbol: str) -> str:
+    return _sym(symbol, f"a:{account}:open")
+
+
+def account_client_ids(account: str, symbol: str) -> str:
+    return _sym(symbol, f"a:{account}:coid")
 
 
 def events_channel(symbol: str) -> str:
     return f"{PREFIX}events:{{{symbol}}}"
-
-
-EVENTS_PATTERN = f"{PREFIX}events:*"
 
 
 def symbol_of_channel(channel: str) -> str:

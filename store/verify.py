@@ -40,9 +40,8 @@ from engine.book import OrderBook
 from engine.types import FINAL_STATUSES, OrderUpdated, PlaceOrder, Side, TradeExecuted
 from schemas.market_data import INTERVALS
 from schemas.markets import Market, get_market
-from schemas.orders import trade_json
 from settings import Settings, load_settings
-from store import candles, connect, journal, keys
+from store import candles, codec, connect, events, journal, keys
 from store.commit import VOLUME_BUCKET_MS
 
 CHUNK = 1000
@@ -144,13 +143,11 @@ def _expected_resting(rep: Replay) -> dict[str, int]:
 
 
 def _expected_levels(rep: Replay, side: Side) -> list[tuple[str, int]]:
-    return [(f"{p}:{q}:{n}", p) for p, q, n in rep.book.levels(side)]
+    return [(codec.encode_level(p, q, n), p) for p, q, n in rep.book.levels(side)]
 
 
 def _expected_trade(market: Market, e: TradeExecuted) -> dict:
-    return trade_json(market, sequence=e.sequence, price=e.price, quantity=e.quantity,
-                      maker_order_id=e.maker_order_id, taker_order_id=e.taker_order_id,
-                      taker_side=e.taker_side.value, timestamp=e.timestamp)
+    return events.trade(market, e)
 
 
 # ------------------------------------------------------------------ compare
@@ -166,12 +163,12 @@ def _compare(r: redis.Redis, market: Market, rep: Replay) -> tuple[list[str], di
         with r.pipeline(transaction=False) as pipe:
             for oid in chunk:
                 pipe.hmget(keys.order(oid), "status", "reason", "filled", "notional", "qty")
-                pipe.zscore(keys.account_open(rep.places[oid].account_id), oid)
+                pipe.zscore(keys.account_open(rep.places[oid].account_id, symbol), oid)
                 pipe.lrange(keys.order_fills(oid), 0, -1)
-                pipe.zscore(keys.account_orders(rep.places[oid].account_id), oid)
+                pipe.zscore(keys.account_orders(rep.places[oid].account_id, symbol), oid)
                 coid = rep.places[oid].client_order_id
                 if coid:
-                    pipe.hget(keys.account_client_ids(rep.places[oid].account_id), coid)
+                    pipe.hget(keys.account_client_ids(rep.places[oid].account_id, symbol), coid)
                 else:
                     pipe.echo(oid)
             replies = pipe.execute()
@@ -364,7 +361,7 @@ def _write_rebuild(pipe, market: Market, rep: Replay, list_scores: dict) -> None
             mapping["upd"] = e.updated_at
             mapping["rank"] = e.order.rank
         pipe.hset(keys.order(oid), mapping=mapping)
-        open_key = keys.account_open(place.account_id)
+        open_key = keys.account_open(place.account_id, symbol)
         if want["status"] in FINAL_STATUSES:
             pipe.zrem(open_key, oid)
         else:

@@ -18,7 +18,7 @@ import redis
 
 from engine import CancelAll, CancelOrder, ExpireOrder, OrderBook, PlaceOrder, ReduceOrder, apply
 from schemas.markets import Market
-from store import journal, keys
+from store import codec, journal, keys
 from tests.property.reference import ReferenceBook, RefOrder, render
 
 MAX_DIFFS = 20
@@ -128,7 +128,7 @@ def diff_against_replay(r: redis.Redis, market: Market, model: str = "reference"
         diffs.append(f"{symbol}: resting set differs (redis only {only_r}, replay only {only_m})")
     for side in ("BUY", "SELL"):
         members = (r.zrevrange if side == "BUY" else r.zrange)(keys.book(symbol, side), 0, -1)
-        got = [tuple(int(x) for x in member.split(":")) for member in members]
+        got = [codec.decode_level(member) for member in members]
         want = [tuple(level) for level in m.levels(side)]
         if got != want:
             diffs.append(f"{symbol} {side} levels: redis {got[:5]}... != replay {want[:5]}...")

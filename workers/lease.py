@@ -1,45 +1,6 @@
-"""A per-symbol writer lease: the fence that keeps a second worker from corrupting a book.
+"""The fencing lease lives in ``store.lease`` (store/ is the only package that talks to
+Redis); this name stays for the imports that know it."""
 
-The holder's token is stored with a TTL and renewed often; commits WATCH the lease
-key and check the token, so a worker that lost its lease cannot write.
-"""
+from store.lease import Lease
 
-from __future__ import annotations
-
-import uuid
-
-import redis
-
-from store import keys
-
-# Renew only if we still hold it: compare-and-expire in one step.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
-class Lease:
-    def __init__(self, r: redis.Redis, symbol: str, ttl_ms: int = 3000, key: str | None = None):
-        self.r, self.symbol, self.ttl_ms = r, symbol, ttl_ms
-        self.key = key or keys.owner(symbol)  # the archive mover has a lease of its own
-        self.token = uuid.uuid4().hex
-        self.held = False
-        self._renew = r.register_script(_RENEW)
-        self._release = r.register_script(_RELEASE)
-
-    def renew(self) -> bool:
-        """Take the lease if free, extend it if ours; returns whether we hold it."""
-        self.held = bool(self._renew(keys=[self.key],
-                                     args=[self.token, self.ttl_ms]))
-        return self.held
-
-    def release(self) -> None:
-        self.held = False
-        self._release(keys=[self.key], args=[self.token])
+__all__ = ["Lease"]

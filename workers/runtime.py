@@ -22,12 +22,12 @@ import redis
 from schemas.markets import get_market
 from settings import Settings, load_settings
 from store import connect as store_connect
-from store import journal, keys
+from store import journal, upkeep
 from store.commit import VOLUME_BUCKET_MS
+from store.lease import Lease
 from workers.apply import SymbolMatcher
 from workers.celery_app import app as celery_app
 from workers.celery_app import send_wakeup
-from workers.lease import Lease
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class Runtime:
             # Idle: clear the wake flags so the next accept sends a task, then look once
             # more for a command accepted just before its flag went (no task for it).
             # While we drain, the flags stay set and accepts send no task at all.
-            self.r.delete(*(keys.wake(sym) for sym in self.matchers))
+            upkeep.clear_wakes(self.r, self.matchers)
             idle_checked = True
 
     def _maintain(self) -> None:
@@ -142,22 +142,15 @@ class Runtime:
             if not was_held:
                 log.info("holding the lease of %s", symbol)
             journal.journal_due_expiries(self.r, symbol)
-            pipe = self.r.pipeline(transaction=False)
-            pipe.set(keys.heartbeat(symbol), now)
-            pipe.get(keys.seq(symbol))
-            pipe.get(keys.applied(symbol))
-            _, accepted, applied = pipe.execute()
-            accepted, applied = int(accepted or 0), int(applied or 0)
-            if accepted > applied and self.r.set(keys.wake(symbol), "1", nx=True, px=1000):
+            accepted, applied = upkeep.beat(self.r, symbol, now)
+            if accepted > applied and upkeep.claim_wake(self.r, symbol):
                 send_wakeup(celery_app, symbol, accepted)
             if now % 3_600_000 < TICK_SECONDS * 1000:
                 self._prune_volume(symbol, now)
 
     def _prune_volume(self, symbol: str, now: int) -> None:
         oldest = (now - 90_000_000) // VOLUME_BUCKET_MS  # keep 25 h of minute buckets
-        old = [m for m in self.r.hkeys(keys.volume(symbol)) if int(m) < oldest]
-        if old:
-            self.r.hdel(keys.volume(symbol), *old)
+        upkeep.prune_volume(self.r, symbol, oldest)
 
 
 def get() -> Runtime:

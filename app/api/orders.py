@@ -24,7 +24,7 @@ from schemas.orders import (
     ReduceSchema,
     WaitQuery,
 )
-from store import codec, journal, keys, read
+from store import codec, events, journal, read
 from store.read import BadCursor
 from workers.celery_app import send_wakeup
 
@@ -47,7 +47,7 @@ def _wait_applied(symbol: str, sequence: int, timeout_ms: int) -> bool:
     r = get_redis()
     return get_hub(current_app._get_current_object()).wait_for(
         symbol, sequence, timeout_ms / 1000,
-        already_done=lambda: int(r.get(keys.applied(symbol)) or 0) >= sequence,
+        already_done=lambda: read.applied(r, symbol) >= sequence,
     )
 
 
@@ -142,7 +142,8 @@ def _accept_and_answer(account: str, request_data: dict, wait: dict, processed_s
         return jsonify(_replayed_order(result.order_id, request_data)), 200
     if result.outcome == "limited":
         raise ApiError(429, "TOO_MANY_OPEN_ORDERS",
-                       f"At most {s.max_open_orders_per_account} open orders per account.")
+                       f"At most {s.max_open_orders_per_account} open orders per account "
+                       f"on one market.")
     metrics.count_accepted(result.order)
     if result.woke:
         _wake(market.symbol, result.sequence)
@@ -257,12 +258,17 @@ def cancel_by_client_id(client_order_id: str):
     wait = _WAIT_QUERY.load(args)
     if symbol is not None:
         market_for(symbol)
-    order_id = get_redis().hget(keys.account_client_ids(account), client_order_id)
-    h = read.order_hash(get_redis(), order_id) if order_id else None
-    if h is None or (symbol is not None and h["sym"] != symbol):
+    found = read.client_orders(get_redis(), account, [symbol] if symbol else settings().symbols,
+                               client_order_id)
+    if not found:
         raise ApiError(404, "ORDER_NOT_FOUND", f"No order with clientOrderId {client_order_id!r}"
                        + (f" on {symbol}." if symbol else "."))
-    return _cancel(order_id, account, wait)
+    if len(found) > 1:  # unique per (account, symbol) only (api.md §8)
+        raise ApiError(400, "VALIDATION_ERROR", "Several markets have an order with this "
+                       "clientOrderId.", {"symbol": ["Required: clientOrderId "
+                                                     f"{client_order_id!r} is used on "
+                                                     f"{', '.join(h['sym'] for h in found)}."]})
+    return _cancel(found[0]["id"], account, wait)
 
 
 def _cancel(order_id: str, account: str, wait: dict):
@@ -348,17 +354,15 @@ def _cancelled_by(queued) -> list[dict]:
             h = read.order_hash(get_redis(), order_id)
             if (h and h["status"] == "CANCELLED" and h["reason"] == "USER_CANCELLED"
                     and int(h["upd"]) == c.timestamp):
-                out.append(codec.order_json_from_hash(h, all_markets()[h["sym"]]))
+                out.append(events.order_from_hash(h, all_markets()[h["sym"]]))
     return out
 
 
 def _by_client_id(account: str, q: dict) -> list[dict]:
     """``GET /api/orders?clientOrderId=``: the caller's order with it, if the other
     filters let it through."""
-    order_id = get_redis().hget(keys.account_client_ids(account), q["client_order_id"])
-    h = read.order_hash(get_redis(), order_id) if order_id else None
-    if h is None or (q["symbol"] and h["sym"] != q["symbol"]) or (
-            q["status"] and h["status"] not in q["status"]) or (
-            q["side"] and h["side"] != q["side"]):
-        return []
-    return [codec.order_json_from_hash(h, all_markets()[h["sym"]])]
+    symbols = [q["symbol"]] if q["symbol"] else settings().symbols
+    return [events.order_from_hash(h, all_markets()[h["sym"]])
+            for h in read.client_orders(get_redis(), account, symbols, q["client_order_id"])
+            if not (q["status"] and h["status"] not in q["status"])
+            and not (q["side"] and h["side"] != q["side"])]

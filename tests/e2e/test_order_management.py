@@ -47,14 +47,14 @@ class Events:
 
     def __init__(self, r, symbol):
         self.pubsub = r.pubsub()
-        self.pubsub.subscribe(keys.events_channel(symbol))
+        self.pubsub.ssubscribe(keys.events_channel(symbol))
         self.pubsub.get_message(timeout=5)  # the subscribe confirmation
 
     def until(self, predicate, timeout=20.0) -> list[dict]:
         seen, deadline = [], time.monotonic() + timeout
         while time.monotonic() < deadline:
             msg = self.pubsub.get_message(timeout=0.5)
-            if msg and msg["type"] == "message":
+            if msg and msg["type"] == "smessage":
                 seen.append(orjson.loads(msg["data"]))
                 if predicate(seen[-1]):
                     return seen

@@ -18,7 +18,7 @@ from app.events import EventHub
 from schemas.checksum import checksum_of_levels
 from schemas.markets import get_market
 from settings import Settings
-from store import keys, read
+from store import codec, keys, read
 from tests.support import RedisServer, free_port, start_gunicorn, stop
 from tests.support import http_json as support_http_json
 
@@ -119,20 +119,20 @@ def commit(r, symbol, sequence, prev, changes=(), trades=(), orders=(), publish=
             lots = round(ch["quantity"] * LOTS[symbol])
             pipe.zremrangebyscore(key, ticks, ticks)
             if lots:
-                pipe.zadd(key, {f"{ticks}:{lots}:{ch['orders']}": ticks})
+                pipe.zadd(key, {codec.encode_level(ticks, lots, ch["orders"]): ticks})
         for t in trades:
             pipe.xadd(keys.trades(symbol), {"t": orjson.dumps(t)}, id=keys.stream_id(t["sequence"]))
             pipe.set(keys.trade_seq(symbol), t["sequence"])
         pipe.set(keys.applied(symbol), sequence)
         with_checksum = bool(changes and checksum)
         if publish and not with_checksum:  # one transaction, as the worker's
-            pipe.publish(keys.events_channel(symbol), orjson.dumps(message))
+            pipe.spublish(keys.events_channel(symbol), orjson.dumps(message))
         pipe.execute()
     if with_checksum:  # as the worker does: the checksum of the book after the commit
         _, bids, asks = store_levels(r, symbol)
         message["checksum"] = checksum_of_levels(bids, asks)
         if publish:
-            r.publish(keys.events_channel(symbol), orjson.dumps(message))
+            r.spublish(keys.events_channel(symbol), orjson.dumps(message))
     return message
 
 
@@ -155,7 +155,7 @@ def order(order_id, account="anonymous", symbol=BTC, status="OPEN", seq=1):
 
 
 def accepted(r, symbol, orders):
-    r.publish(keys.events_channel(symbol),
+    r.spublish(keys.events_channel(symbol),
               orjson.dumps({"type": "accepted", "symbol": symbol, "orders": orders}))
 
 
@@ -340,7 +340,7 @@ def test_every_trade_once_in_order(connect, r):
         seq += len(batch)
         messages.append(commit(r, ETH, n, n - 1, trades=batch))
     # A message delivered twice (redelivery) must not double anything.
-    r.publish(keys.events_channel(ETH), orjson.dumps(messages[-1]))
+    r.spublish(keys.events_channel(ETH), orjson.dumps(messages[-1]))
     # Trades whose message was lost are backfilled from the trades stream.
     commit(r, ETH, 41, 40, trades=[trade(ETH, seq + 1), trade(ETH, seq + 2)], publish=False)
     commit(r, ETH, 42, 41, trades=[trade(ETH, seq + 3)])
@@ -441,7 +441,7 @@ def test_slow_client_is_cut_and_fast_client_keeps_up(connect, r):
 
 
 def test_hub_wait_for(redis_server, r):
-    hub = EventHub(redis_server.url).start()
+    hub = EventHub(redis_server.url, [BTC]).start()
     try:
         assert hub.wait_ready(5)
         assert hub.wait_for(BTC, 5, 0.2, lambda: True) is True
