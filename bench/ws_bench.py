@@ -39,7 +39,7 @@ from pathlib import Path
 
 import orjson
 
-from store import keys
+from store import codec, keys
 from tests.support import RedisServer, free_port, start_gunicorn, start_worker, stop, wait_until
 
 SYMBOLS = ("BTC-USD", "ETH-USD")
@@ -356,7 +356,7 @@ def _synthetic_flow(r, rate: float, seconds: float, stop_at: list) -> None:
                 lots = round(ch["quantity"] * LOT[sym])
                 pipe.zremrangebyscore(key, ticks, ticks)
                 if lots:
-                    pipe.zadd(key, {f"{ticks}:{lots}:{ch['orders']}": ticks})
+                    pipe.zadd(key, {codec.encode_level(ticks, lots, ch["orders"]): ticks})
             for t in trades:
                 pipe.xadd(keys.trades(sym), {"t": orjson.dumps(t)},
                           id=keys.stream_id(t["sequence"]))

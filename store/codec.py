@@ -42,6 +42,23 @@ from schemas.markets import Market
 from schemas.orders import order_json
 
 
+def encode_level(price: int, qty: int, count: int) -> str:
+    """A book level's zset member: ticks, lots and order count, ``"p:q:n"``.
+
+    >>> encode_level(10125, 2500, 3)
+    '10125:2500:3'
+    """
+    return f"{price}:{qty}:{count}"
+
+
+def decode_level(member: str | bytes) -> tuple[int, int, int]:
+    """``encode_level``'s inverse: ``(price ticks, quantity lots, order count)``."""
+    if isinstance(member, bytes):
+        member = member.decode()
+    price, qty, count = member.split(":")
+    return int(price), int(qty), int(count)
+
+
 def order_fields(order_id: str, account: str, request: dict, request_id: str) -> list[str]:
     """Flat field/value list of a new order (journal entry and order hash share it)."""
     price = request["price"]

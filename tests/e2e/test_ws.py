@@ -18,7 +18,7 @@ from app.events import EventHub
 from schemas.checksum import checksum_of_levels
 from schemas.markets import get_market
 from settings import Settings
-from store import keys, read
+from store import codec, keys, read
 from tests.support import RedisServer, free_port, start_gunicorn, stop
 from tests.support import http_json as support_http_json
 
@@ -119,7 +119,7 @@ def commit(r, symbol, sequence, prev, changes=(), trades=(), orders=(), publish=
             lots = round(ch["quantity"] * LOTS[symbol])
             pipe.zremrangebyscore(key, ticks, ticks)
             if lots:
-                pipe.zadd(key, {f"{ticks}:{lots}:{ch['orders']}": ticks})
+                pipe.zadd(key, {codec.encode_level(ticks, lots, ch["orders"]): ticks})
         for t in trades:
             pipe.xadd(keys.trades(symbol), {"t": orjson.dumps(t)}, id=keys.stream_id(t["sequence"]))
             pipe.set(keys.trade_seq(symbol), t["sequence"])
