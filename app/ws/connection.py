@@ -69,6 +69,7 @@ TOO_MANY_CONNECTIONS_CLOSE = (1008, "too many connections")
 # client is told to come back, never left with a silent gap.
 TRADES_UNAVAILABLE = (1013, "try again later: trade backfill failed")
 BACKFILL_RETRIES = (0.05, 0.2, 0.5)  # seconds between attempts before closing
+_UNANSWERED = ("", "")  # a frame ignored without an answer (past the rate limit)
 WAIT_SECONDS = 30  # the own thread's longest sleep without a frame or an event
 GOING_AWAY = (1001, "server shutting down")
 
@@ -253,8 +254,11 @@ class Connection:
         """Everything there is to do now; False: the connection is over."""
         transport = self.transport
         transport.flush()  # the tail of a partial write from the hub goes first
+        entries: list = []  # order entry frames, answered together (app.ws.entry)
         while self._killed is None and (data := transport.take_inbound()) is not None:
-            self._handle(data)
+            self._handle(data, entries)
+        if entries:
+            self._flush(entry.handle(self, entries))
         if self._killed is not None:
             transport.close(*self._killed)
             return False
@@ -293,19 +297,21 @@ class Connection:
             self._error(frames.UNAVAILABLE, message, **about)
 
     # inbound frames -------------------------------------------------------------------
-    def _handle(self, data) -> None:
-        if self.frame_budget is not None and not self._within_budget():
+    def _handle(self, data, entries: list) -> None:
+        """One client frame. Order entry frames are collected in ``entries`` (answered
+        together by the caller); anything else first answers the entries before it, so
+        answers keep the frames' order."""
+        raw, problem = self._decode(data)
+        if problem is None and isinstance(raw, dict) and raw.get("op") in entry.OPS:
+            entries.append((data, raw))
             return
-        if len(data) > MAX_FRAME_BYTES:
-            self._error(frames.FRAME_TOO_LARGE, f"A frame is at most {MAX_FRAME_BYTES} bytes.")
+        if entries:
+            self._flush(entry.handle(self, entries))
+            entries.clear()
+        if problem is not None:
+            if problem is not _UNANSWERED:
+                self._error(*problem)
             return
-        try:
-            raw = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            self._error(frames.BAD_FRAME, "A frame is one JSON object.")
-            return
-        if isinstance(raw, dict) and raw.get("op") in entry.OPS:
-            return entry.handle(self, data, raw)
         try:
             frame = frames.parse_frame(raw)
             getattr(self, f"_op_{frame.op}")(frame)
@@ -313,6 +319,18 @@ class Connection:
             self._error(err.code, err.message)
         except redis.exceptions.RedisError as err:
             self._store_error(err, "The order store is unreachable or busy; retry.")
+
+    def _decode(self, data):
+        """``(parsed frame, None)`` or ``(None, (code, message))`` to answer it with
+        (``_UNANSWERED``: a frame past the rate limit, ignored)."""
+        if self.frame_budget is not None and not self._within_budget():
+            return None, _UNANSWERED
+        if len(data) > MAX_FRAME_BYTES:
+            return None, (frames.FRAME_TOO_LARGE, f"A frame is at most {MAX_FRAME_BYTES} bytes.")
+        try:
+            return orjson.loads(data), None
+        except orjson.JSONDecodeError:
+            return None, (frames.BAD_FRAME, "A frame is one JSON object.")
 
     def _within_budget(self) -> bool:
         """The ws_frames limit (app.ratelimit.FrameBudget): False, frame not handled."""

@@ -9,8 +9,10 @@ clientOrderId reused with different fields, ...). When auth is required, order e
 needs ``{"op": "auth"}`` first (``AUTH_REQUIRED``). Each command's journal request id
 is ``ws-<connection id>-<n>``.
 
-``place_order`` / ``cancel_order`` below are the one place that calls what the REST
-views call; swap them for the shared service function when it exists.
+``place_orders`` / ``cancel_order`` below are the one place that calls what the REST
+views call; swap them for the shared service function when it exists. The places a
+socket has sent when its thread wakes are journaled together (one round trip, in
+order), as REST's batch endpoint does.
 """
 
 from __future__ import annotations
@@ -34,31 +36,84 @@ def _no_constants(name):
     raise ValueError(f"{name} is not a number")
 
 
-def handle(conn, data, raw: dict) -> None:
-    """One ``place`` or ``cancel`` frame (``raw``: its orjson parse, ``data``: its text)."""
-    req_id = raw.get("reqId")
-    if not (isinstance(req_id, str) and REQ_ID.match(req_id)):
-        return conn.send_obj(_error(None, ApiError(
-            400, "VALIDATION_ERROR", "Invalid request.",
-            {"reqId": ["Required: 1 to 64 characters, each a letter, a digit or one of _ . : -"]})))
+_BAD_REQ_ID = ApiError(400, "VALIDATION_ERROR", "Invalid request.", {
+    "reqId": ["Required: 1 to 64 characters, each a letter, a digit or one of _ . : -"]})
+
+
+def handle(conn, frames: list[tuple[object, dict]]) -> list[bytes]:
+    """The answers to ``frames`` (``place``/``cancel``; each ``(text, orjson parse)``),
+    in order. The places of a run are journaled in one round trip (``place_orders``), in
+    frame order, as REST's batch does."""
+    out: list[bytes] = []
+    run: list[tuple[str, dict]] = []  # (reqId, body) of places not yet journaled
+    for data, raw in frames:
+        req_id = raw.get("reqId")
+        if not (isinstance(req_id, str) and REQ_ID.match(req_id)):
+            out.append(_error_frame(None, _BAD_REQ_ID))
+            continue
+        if raw["op"] == "place":
+            try:
+                run.append((req_id, _place_body(conn, data)))
+            except (ApiError, ValidationError) as err:
+                _flush(conn, run, out)
+                out.append(_error_frame(req_id, _api_error(err)))
+            continue
+        _flush(conn, run, out)
+        out.append(_answer(req_id, lambda raw=raw: _cancel(conn, raw)))
+    _flush(conn, run, out)
+    return out
+
+
+def _flush(conn, run: list, out: list) -> None:
+    """Journal the pending places of ``run`` and append their answers."""
+    if not run:
+        return
     try:
-        answer = _place(conn, data) if raw["op"] == "place" else _cancel(conn, raw)
-        conn.send_obj({"event": "ack", "reqId": req_id, "order": answer})
-    except ApiError as err:
-        conn.send_obj(_error(req_id, err))
-    except ValidationError as err:
+        account = _account(conn)
+        outcomes = place_orders(account, [(body, _request_id(conn)) for _, body in run])
+    except (ApiError, ValidationError, redis.exceptions.RedisError) as err:
+        outcomes = [err] * len(run)  # one answer per frame, the same for all of the run
+    for (req_id, _), outcome in zip(run, outcomes, strict=True):
+        out.append(_answer(req_id, lambda outcome=outcome: _raise_or_return(outcome)))
+    run.clear()
+
+
+def _raise_or_return(outcome):
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def _answer(req_id: str, work) -> bytes:
+    """``work()``'s order as an ack, or what it raised as REST would answer it."""
+    from app.ws.feeds import json_frame
+
+    try:
+        return json_frame({"event": "ack", "reqId": req_id, "order": work()})
+    except (ApiError, ValidationError, redis.exceptions.RedisError) as err:
+        return _error_frame(req_id, _api_error(err))
+
+
+def _api_error(err: Exception) -> ApiError:
+    """The ApiError REST's handlers (app.errors) answer ``err`` with."""
+    if isinstance(err, ApiError):
+        return err
+    if isinstance(err, ValidationError):
         fields = err.messages if isinstance(err.messages, dict) else {"_schema": err.messages}
-        conn.send_obj(_error(req_id, ApiError(400, "VALIDATION_ERROR", "Invalid request.",
-                                              fields)))
-    except PoolExhausted:
+        return ApiError(400, "VALIDATION_ERROR", "Invalid request.", fields)
+    if isinstance(err, PoolExhausted):
         from app import metrics
 
         metrics.count_overloaded("ws")
-        conn.send_obj(_error(req_id, ApiError(
-            503, "OVERLOADED", "This node is at capacity; nothing was done. Retry shortly.")))
-    except redis.exceptions.RedisError:
-        conn.send_obj(_error(req_id, ApiError(503, "STORE_UNAVAILABLE",
-                                              "The order store is unreachable; retry.")))
+        return ApiError(503, "OVERLOADED",
+                        "This node is at capacity; nothing was done. Retry shortly.")
+    return ApiError(503, "STORE_UNAVAILABLE", "The order store is unreachable; retry.")
+
+
+def _error_frame(req_id, err: ApiError) -> bytes:
+    from app.ws.feeds import json_frame
+
+    return json_frame(_error(req_id, err))
 
 
 def _error(req_id, err: ApiError) -> dict:
@@ -87,14 +142,17 @@ def _request_id(conn) -> str:
     return f"ws-{conn.conn_id}-{conn._entries}"
 
 
-def _place(conn, data) -> dict:
-    account = _account(conn)
+def _place_body(conn, data) -> dict:
+    """The frame as a ``POST /api/orders`` body, validated (ticks and lots)."""
+    from app.api import orders
+
+    _account(conn)  # refused before anything else, as REST checks the key first
     try:  # exact decimals, as REST parses its body (orjson would give floats)
         body = json.loads(data, parse_float=Decimal, parse_constant=_no_constants)
     except ValueError as exc:
         raise ApiError(400, "INVALID_JSON", f"The frame is not valid JSON: {exc}") from None
     del body["op"], body["reqId"]
-    return place_order(account, body, _request_id(conn))
+    return orders._place_schema().load(body)
 
 
 def _cancel(conn, raw: dict) -> dict:
@@ -109,28 +167,37 @@ def _cancel(conn, raw: dict) -> dict:
 
 
 # -- what the REST views do (app.api.orders) ----------------------------------------------
-def place_order(account: str, body: dict, request_id: str) -> dict:
-    """Validate, journal and queue one order; the accepted order (or, for a replayed
-    clientOrderId, the original). Raises ApiError / ValidationError like the view."""
+def place_orders(account: str, items: list[tuple[dict, str]]) -> list:
+    """Journal and queue validated orders ``(loaded body, request id)`` in order, one
+    round trip; per order the accepted order (or, for a replayed clientOrderId, the
+    original) or the ApiError REST would answer (409 reuse, 429)."""
     from app import metrics
     from app.api import orders
     from app.api.common import get_redis, market_for, settings
     from store import journal
 
     s = settings()
-    data = orders._place_schema().load(body)
-    market = market_for(data["symbol"])
-    result = journal.accept(get_redis(), market, account, data, request_id,
-                            s.max_open_orders_per_account)
-    if result.outcome == "duplicate":
-        return orders._replayed_order(result.order_id, data)
-    if result.outcome == "limited":
-        raise ApiError(429, "TOO_MANY_OPEN_ORDERS",
-                       f"At most {s.max_open_orders_per_account} open orders per account.")
-    metrics.count_accepted(result.order)
-    if result.woke:
-        orders._wake(market.symbol, result.sequence)
-    return result.order
+    entries = [(market_for(data["symbol"]), account, data, rid) for data, rid in items]
+    results = journal.accept_many(get_redis(), entries, s.max_open_orders_per_account)
+    out, wake = [], {}
+    for (market, _, data, _), result in zip(entries, results, strict=True):
+        if result.outcome == "duplicate":
+            try:
+                out.append(orders._replayed_order(result.order_id, data))
+            except ApiError as err:
+                out.append(err)
+        elif result.outcome == "limited":
+            out.append(ApiError(429, "TOO_MANY_OPEN_ORDERS",
+                                f"At most {s.max_open_orders_per_account} open orders per "
+                                "account."))
+        else:
+            metrics.count_accepted(result.order)
+            out.append(result.order)
+            if result.woke:
+                wake[market.symbol] = result.sequence
+    for symbol, sequence in wake.items():
+        orders._wake(symbol, sequence)
+    return out
 
 
 def cancel_order(account: str, order_id: str, request_id: str) -> dict:

@@ -162,6 +162,34 @@ def bob_ack(c: Client, s: str) -> dict:
     return ack["order"]
 
 
+def test_frames_sent_together_are_answered_in_order_and_journaled_in_order(venue):
+    s = venue.symbol()
+    c = venue.client()
+    try:
+        frames = [
+            {"op": "place", "reqId": "a", **order_body(s, "BUY", "1", "100")},
+            {"op": "place", "reqId": "b", **order_body(s, "BUY", "1", "100.001")},  # bad
+            {"op": "cancel", "reqId": "c", "orderId": "ord_unknown"},
+            {"op": "place", "reqId": "d", **order_body(s, "SELL", "1", "101")},
+            {"op": "ping"},
+            {"op": "place", "reqId": "e", **order_body(s, "SELL", "0.5", "100")},  # trades
+        ]
+        for f in frames:
+            c.send(f)
+        got = [c.recv() for _ in frames]
+        assert [(g["event"], g.get("reqId")) for g in got] == [
+            ("ack", "a"), ("error", "b"), ("error", "c"), ("ack", "d"), ("pong", None),
+            ("ack", "e")]
+        assert (got[1]["code"], got[2]["code"]) == ("VALIDATION_ERROR", "ORDER_NOT_FOUND")
+        placed = [got[i]["order"] for i in (0, 3, 5)]
+        assert [o["sequence"] for o in placed] == sorted(o["sequence"] for o in placed)
+        venue.drained(s)
+        first = venue.rest("GET", f"/api/orders/{placed[0]['id']}")[1]
+        assert (first["status"], first["filledQuantity"]) == ("PARTIAL", 0.5)
+    finally:
+        c.close()
+
+
 BAD_BODIES = [
     {"side": "BUY", "price": "100"},  # no quantity
     {},  # every missing field at once
