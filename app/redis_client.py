@@ -28,13 +28,19 @@ def connect(url: str, max_connections: int = 32, wait_seconds: float = 2.0) -> r
     )
 
 
-def get_redis() -> redis.Redis:
-    ext = current_app.extensions
+def client_for(app: Flask) -> redis.Redis:
+    """The app's client, made on first use (after fork: never shared between workers)."""
+    ext = app.extensions
     if "redis" not in ext:
-        s = current_app.config["SETTINGS"]
+        s = app.config["SETTINGS"]
         ext["redis"] = connect(s.redis_url, s.redis_pool_size, s.redis_pool_wait_ms / 1000)
     return ext["redis"]
 
 
+def get_redis() -> redis.Redis:
+    return client_for(current_app)
+
+
 def init_app(app: Flask) -> None:
     app.extensions.pop("redis", None)
+    app.extensions.pop("trading", None)  # app.trading's desk holds the client
