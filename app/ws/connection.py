@@ -273,10 +273,9 @@ class Connection:
     @property
     def redis(self):
         if self._redis is None:
-            from app.redis_client import get_redis
+            from app.redis_client import client_for
 
-            with self.app.app_context():
-                self._redis = get_redis()
+            self._redis = client_for(self.app)
         return self._redis
 
     def send_obj(self, obj: dict) -> None:

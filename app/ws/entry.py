@@ -9,10 +9,9 @@ clientOrderId reused with different fields, ...). When auth is required, order e
 needs ``{"op": "auth"}`` first (``AUTH_REQUIRED``). Each command's journal request id
 is ``ws-<connection id>-<n>``.
 
-``place_orders`` / ``cancel_order`` below are the one place that calls what the REST
-views call; swap them for the shared service function when it exists. The places a
-socket has sent when its thread wakes are journaled together (one round trip, in
-order), as REST's batch endpoint does.
+Orders go through ``app.trading``, the service the REST views use (one validation
+schema, journal and wake-up). The places a socket has sent when its thread wakes are
+journaled together (one round trip, in order), as REST's batch endpoint does.
 """
 
 from __future__ import annotations
@@ -70,7 +69,7 @@ def _flush(conn, run: list, out: list) -> None:
         return
     try:
         account = _account(conn)
-        outcomes = place_orders(account, [(body, _request_id(conn)) for _, body in run])
+        outcomes = place_orders(conn, account, [(body, _request_id(conn)) for _, body in run])
     except (ApiError, ValidationError, redis.exceptions.RedisError) as err:
         outcomes = [err] * len(run)  # one answer per frame, the same for all of the run
     for (req_id, _), outcome in zip(run, outcomes, strict=True):
@@ -144,7 +143,7 @@ def _request_id(conn) -> str:
 
 def _place_body(conn, data) -> dict:
     """The frame as a ``POST /api/orders`` body, validated (ticks and lots)."""
-    from app.api import orders
+    from app import trading
 
     _account(conn)  # refused before anything else, as REST checks the key first
     try:  # exact decimals, as REST parses its body (orjson would give floats)
@@ -152,7 +151,7 @@ def _place_body(conn, data) -> dict:
     except ValueError as exc:
         raise ApiError(400, "INVALID_JSON", f"The frame is not valid JSON: {exc}") from None
     del body["op"], body["reqId"]
-    return orders._place_schema().load(body)
+    return trading.for_app(conn.app).place_schema.load(body)
 
 
 def _cancel(conn, raw: dict) -> dict:
@@ -163,60 +162,25 @@ def _cancel(conn, raw: dict) -> dict:
     order_id = raw.get("orderId")
     if not (isinstance(order_id, str) and ORDER_ID.match(order_id)):
         raise ValidationError({"orderId": ["Required: the order's id."]})
-    return cancel_order(account, order_id, _request_id(conn))
+    return cancel_order(conn, account, order_id, _request_id(conn))
 
 
-# -- what the REST views do (app.api.orders) ----------------------------------------------
-def place_orders(account: str, items: list[tuple[dict, str]]) -> list:
-    """Journal and queue validated orders ``(loaded body, request id)`` in order, one
-    round trip; per order the accepted order (or, for a replayed clientOrderId, the
-    original) or the ApiError REST would answer (409 reuse, 429)."""
-    from app import metrics
-    from app.api import orders
-    from app.api.common import get_redis, market_for, settings
-    from store import journal
+# -- the service REST uses too (app.trading) --------------------------------------------
+def place_orders(conn, account: str, items: list[tuple[dict, str]]) -> list:
+    """Per order ``(loaded body, request id)``: the accepted order (or, for a replayed
+    clientOrderId, the original) or the ApiError REST answers (409 reuse, 429)."""
+    from app import trading
 
-    s = settings()
-    entries = [(market_for(data["symbol"]), account, data, rid) for data, rid in items]
-    results = journal.accept_many(get_redis(), entries, s.max_open_orders_per_account)
-    out, wake = [], {}
-    for (market, _, data, _), result in zip(entries, results, strict=True):
-        if result.outcome == "duplicate":
-            try:
-                out.append(orders._replayed_order(result.order_id, data))
-            except ApiError as err:
-                out.append(err)
-        elif result.outcome == "limited":
-            out.append(ApiError(429, "TOO_MANY_OPEN_ORDERS",
-                                f"At most {s.max_open_orders_per_account} open orders per "
-                                "account."))
-        else:
-            metrics.count_accepted(result.order)
-            out.append(result.order)
-            if result.woke:
-                wake[market.symbol] = result.sequence
-    for symbol, sequence in wake.items():
-        orders._wake(symbol, sequence)
-    return out
+    placed = trading.place(trading.for_app(conn.app), account, [d for d, _ in items],
+                           [rid for _, rid in items])
+    return [p.error if p.error is not None else p.order for p in placed]
 
 
-def cancel_order(account: str, order_id: str, request_id: str) -> dict:
+def cancel_order(conn, account: str, order_id: str, request_id: str) -> dict:
     """Journal a cancel as ``DELETE /api/orders/<id>`` does; the order as known now."""
-    from app import auth
-    from app.api import orders
-    from app.api.common import all_markets, get_redis, settings
-    from archive import reads as history
-    from store import journal
+    from app import trading
 
-    owner = auth.owner_filter(account)
-    outcome = journal.request_cancel(get_redis(), order_id, owner, request_id)
-    if outcome.outcome == "not_found" and (status := history.archived_status(
-            get_redis(), settings(), all_markets(), order_id, owner)):
-        raise ApiError(409, "ORDER_NOT_CANCELLABLE", f"The order is already {status}.")
-    if outcome.outcome == "not_found":
-        raise ApiError(404, "ORDER_NOT_FOUND", f"No order {order_id!r}.")
-    if outcome.outcome == "final":
-        raise ApiError(409, "ORDER_NOT_CANCELLABLE", f"The order is already {outcome.status}.")
-    if outcome.woke:
-        orders._wake(outcome.symbol, outcome.sequence)
-    return orders._order_with_fills(order_id)
+    desk = trading.for_app(conn.app)
+    owner = account if desk.settings.auth_required else None  # app.auth.owner_filter
+    trading.cancel(desk, order_id, owner, request_id)
+    return trading.order_with_fills(desk, order_id)
