@@ -77,6 +77,9 @@ def create_app(settings: Settings | None = None, *,
     app.json = OrjsonProvider(app)
     app.config["SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    from schemas.markets import markets
+
+    app.extensions["markets"] = markets(settings)  # looked up on every order request
 
     @app.before_request
     def _request_id():
@@ -102,7 +105,7 @@ def create_app(settings: Settings | None = None, *,
 
     from workers.celery_app import make_celery
 
-    app.extensions["celery"] = make_celery(settings.broker, settings.broker_transport_options)
+    app.extensions["celery"] = make_celery(settings)
 
     from app.api import docs, health, market_data, orders
 

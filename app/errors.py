@@ -2,7 +2,9 @@
 
 ``{"error": {"code": "VALIDATION_ERROR", "message": "...", "fields": {...}}}``
 Business rejections are raised as ``ApiError``; Werkzeug's HTTP errors are mapped
-by status; anything else is a real fault: logged with the request id, answered 500.
+by status; the store's and the archive's exceptions are mapped here, in one place
+(``store_error``, also for the WebSocket's order entry); anything else is a real fault:
+logged with the request id, answered 500.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from flask import Flask, g, jsonify
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from archive.db import ArchiveUnavailable
 from store.pool import PoolExhausted
+from store.read import BadCursor
 from store.replica_acks import ReplicationTimeout
 
 log = logging.getLogger(__name__)
@@ -36,6 +40,8 @@ OVERLOADED_RETRY_AFTER = 1
 # A store outage or failover: Sentinel promotes a replica in ~2-5 s, a Cluster within its
 # cluster-node-timeout; the client retries about then (measured: tests/ha, docs/deployment.md).
 STORE_RETRY_AFTER = 2
+RETRY_AFTER = {"OVERLOADED": OVERLOADED_RETRY_AFTER, "STORE_UNAVAILABLE": STORE_RETRY_AFTER,
+               "REPLICATION_TIMEOUT": STORE_RETRY_AFTER}
 # What a failover looks like to a client of the primary or the cluster: the old primary
 # refuses writes (READONLY), the slot's master is down or moving (CLUSTERDOWN, TRYAGAIN),
 # the slot map is being rebuilt (RedisClusterException is not a RedisError).
@@ -49,6 +55,34 @@ class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, fields: dict | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.fields = status, code, message, fields
+
+
+def store_error(err: Exception) -> ApiError | None:
+    """The client-facing error for an exception of the store or the archive (None: not one
+    of theirs). No request context needed: the WebSocket answers with the same codes."""
+    if isinstance(err, BadCursor):
+        return ApiError(400, "VALIDATION_ERROR", "Unparseable cursor.",
+                        {"cursor": ["Unparseable cursor."]})
+    if isinstance(err, PoolExhausted):
+        # Busy, not broken: every Redis connection of this process stayed in use for the
+        # whole wait bound, so nothing was read or written. Retry soon (or elsewhere).
+        return ApiError(503, "OVERLOADED",
+                        "This node is at capacity; nothing was done. Retry shortly.")
+    if isinstance(err, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                        redis.exceptions.BusyLoadingError, *FAILOVER_ERRORS)):
+        # An outage or a failover in progress (web and worker follow the new primary by
+        # themselves): a known state, never a 500; nothing was acknowledged.
+        return ApiError(503, "STORE_UNAVAILABLE", "The order store is unreachable; retry.")
+    if isinstance(err, ReplicationTimeout):
+        # REPLICA_ACKS: the command is on the primary but not on enough replicas yet. It
+        # may still take effect: a retry with the same clientOrderId returns it.
+        return ApiError(503, "REPLICATION_TIMEOUT",
+                        f"The command was not acknowledged by {err.wanted} replica(s) within "
+                        f"{err.timeout_ms} ms; it may still take effect: retry with the same "
+                        f"clientOrderId to learn its outcome.")
+    if isinstance(err, ArchiveUnavailable):
+        return ApiError(503, "ARCHIVE_UNAVAILABLE", "The history archive is unreachable; retry.")
+    return None
 
 
 def error_response(status: int, code: str, message: str, fields: dict | None = None):
@@ -79,54 +113,29 @@ def init_app(app: Flask) -> None:
                        f" bytes allowed.")
         return error_response(status, HTTP_CODES.get(status, "HTTP_ERROR"), message)
 
+    @app.errorhandler(BadCursor)
     @app.errorhandler(PoolExhausted)
-    def _overloaded(err: PoolExhausted):
-        # Busy, not broken: every Redis connection of this process stayed in use for the
-        # whole wait bound, so nothing was read or written. Retry soon (or elsewhere).
-        from app import metrics
-
-        metrics.count_overloaded("rest")
-        log.debug("overloaded: %s", err)
-        response = error_response(503, "OVERLOADED",
-                                  "This node is at capacity; nothing was done. Retry shortly.")
-        response.headers["Retry-After"] = str(OVERLOADED_RETRY_AFTER)
-        return response
-
     @app.errorhandler(redis.exceptions.ConnectionError)
     @app.errorhandler(redis.exceptions.TimeoutError)
     @app.errorhandler(redis.exceptions.BusyLoadingError)
-    def _store_unavailable(err: Exception):
-        # An outage or a failover in progress (web and worker follow the new primary by
-        # themselves): a known state, never a 500; nothing was acknowledged.
-        log.warning("store unavailable: %s", err)
-        response = error_response(503, "STORE_UNAVAILABLE",
-                                  "The order store is unreachable; retry.")
-        response.headers["Retry-After"] = str(STORE_RETRY_AFTER)
+    @app.errorhandler(ArchiveUnavailable)
+    @app.errorhandler(ReplicationTimeout)
+    def _store_error(err: Exception):
+        api = store_error(err)
+        if api.code == "OVERLOADED":
+            from app import metrics
+
+            metrics.count_overloaded("rest")
+            log.debug("overloaded: %s", err)
+        elif api.status >= 500:
+            log.warning("%s: %s", api.code.lower().replace("_", " "), err)
+        response = error_response(api.status, api.code, api.message, api.fields)
+        if api.code in RETRY_AFTER:
+            response.headers["Retry-After"] = str(RETRY_AFTER[api.code])
         return response
 
     for failover_error in FAILOVER_ERRORS:
-        app.register_error_handler(failover_error, _store_unavailable)
-
-    @app.errorhandler(ReplicationTimeout)
-    def _replication_timeout(err: ReplicationTimeout):
-        # REPLICA_ACKS: the command is on the primary but not on enough replicas yet. It
-        # may still take effect: a retry with the same clientOrderId returns it.
-        log.warning("replication timeout: %s", err)
-        response = error_response(
-            503, "REPLICATION_TIMEOUT",
-            f"The command was not acknowledged by {err.wanted} replica(s) within "
-            f"{err.timeout_ms} ms; it may still take effect: retry with the same "
-            f"clientOrderId to learn its outcome.")
-        response.headers["Retry-After"] = str(STORE_RETRY_AFTER)
-        return response
-
-    from archive.db import ArchiveUnavailable
-
-    @app.errorhandler(ArchiveUnavailable)
-    def _archive_unavailable(err: Exception):
-        log.warning("archive unavailable: %s", err)
-        return error_response(503, "ARCHIVE_UNAVAILABLE",
-                              "The history archive is unreachable; retry.")
+        app.register_error_handler(failover_error, _store_error)
 
     @app.errorhandler(Exception)
     def _fault(err: Exception):

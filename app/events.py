@@ -395,3 +395,13 @@ def stop_all() -> None:
         _hubs.clear()
     for hub in hubs:
         hub.stop()
+
+
+def stop_app(app) -> None:
+    """Stop ``app``'s hub if it made one (a test's app, before its Redis goes away)."""
+    with _hubs_lock:
+        hub = app.extensions.pop(_EXTENSION, None)
+        if hub in _hubs:
+            _hubs.remove(hub)
+    if hub is not None:
+        hub.stop()

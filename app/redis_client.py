@@ -33,12 +33,18 @@ def connect(settings: Settings) -> redis.Redis:
     )
 
 
-def get_redis() -> redis.Redis:
-    ext = current_app.extensions
+def client_for(app: Flask) -> redis.Redis:
+    """The app's client, made on first use (after fork: never shared between workers)."""
+    ext = app.extensions
     if "redis" not in ext:
-        ext["redis"] = connect(current_app.config["SETTINGS"])
+        ext["redis"] = connect(app.config["SETTINGS"])
     return ext["redis"]
+
+
+def get_redis() -> redis.Redis:
+    return client_for(current_app)
 
 
 def init_app(app: Flask) -> None:
     app.extensions.pop("redis", None)
+    app.extensions.pop("trading", None)  # app.trading's desk holds the client

@@ -37,6 +37,16 @@ from pathlib import Path
 import orjson
 import redis
 
+from bench.compare import (
+    WEB_PHASES,
+    WORKER_PHASES,
+    ProcessCpu,
+    RedisCommandStats,
+    breakdown,
+    print_breakdown,
+    print_commandstats,
+    run_floor,
+)
 from schemas.markets import get_market
 from settings import Settings
 from store import keys
@@ -169,6 +179,8 @@ class Profiler:
                 proc.kill()
             if out.exists():
                 result[name] = hot_spots(out.read_text(), top)
+                result[name]["breakdown"] = breakdown(
+                    out.read_text(), WEB_PHASES if name == "web" else WORKER_PHASES)
         self.procs = []
         return result
 
@@ -209,25 +221,6 @@ def hot_spots(collapsed: str, top: int) -> dict:
             "inclusive_project": [(f, pct(n)) for f, n in inclusive.most_common(top)]}
 
 
-def cpu_seconds(pid: int) -> float:
-    """User+system CPU seconds of a process and its children still alive (from /proc)."""
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    pids = [pid]
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        pids += [int(c) for c in children]
-    except OSError:
-        pass
-    for p in pids:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
-
-
 def run_mode(mode: str, args, base: str, r: redis.Redis, watcher: CommitWatcher,
              web: subprocess.Popen, worker: subprocess.Popen, redis_pid: int,
              workdir: Path) -> dict:
@@ -239,18 +232,11 @@ def run_mode(mode: str, args, base: str, r: redis.Redis, watcher: CommitWatcher,
         profiler.workdir.mkdir(exist_ok=True)
         profiler.start("web", web.pid, args.seconds, subprocesses=True)
         profiler.start("worker", worker.pid, args.seconds)
-    env = dict(os.environ, LOAD_BATCH=str(batch))
-    procs = {"web": web.pid, "worker": worker.pid, "redis": redis_pid}
-    cpu_before = {name: cpu_seconds(pid) for name, pid in procs.items()}
-    threads = max(1, min(args.threads, args.clients))
+    cpu_run = ProcessCpu({"web": web.pid, "matcher": worker.pid, "redis-server": redis_pid})
+    commandstats = RedisCommandStats(r)
     started = time.time()
-    wrk = subprocess.run(
-        ["wrk", "-t", str(threads), "-c", str(args.clients), "-d", f"{args.seconds}s",
-         "--timeout", "10s", "--latency", "-s", str(ROOT / "bench" / "load.lua"), base],
-        capture_output=True, text=True, env=env, check=False)
+    figures = run_wrk(args, base, batch)
     posting_done = time.time()
-    if wrk.returncode != 0:
-        raise RuntimeError(f"wrk failed: {wrk.stderr or wrk.stdout}")
     # Requests still in flight when wrk stops are accepted a moment later: settle first.
     after_post, last_change = counters(r), time.time()
     while time.time() - last_change < 0.5:
@@ -267,12 +253,11 @@ def run_mode(mode: str, args, base: str, r: redis.Redis, watcher: CommitWatcher,
     wait_until(drained, timeout=600, interval=0.005, what="the worker to drain")
     processed_at = time.time()
     # CPU milliseconds per accepted order, per process: robust to other load on the box.
-    cpu = {name: round(1000 * (cpu_seconds(pid) - cpu_before[name]) / max(1, accepted), 3)
-           for name, pid in procs.items()}
+    cpu = cpu_run.ms_per(accepted)
+    redis_commands = commandstats.per_order(accepted)
     time.sleep(0.3)  # the last commit messages reach the watcher
     latencies = watcher.take()
     hot = profiler.report() if profiler else None
-    figures = parse_wrk(wrk.stdout)
     run_s = posting_done - started
     result = {
         "mode": mode, "clients": args.clients, "seconds": args.seconds,
@@ -285,7 +270,7 @@ def run_mode(mode: str, args, base: str, r: redis.Redis, watcher: CommitWatcher,
         "accept_to_processed_p99_ms": percentile(latencies, 99),
         "latency_samples": len(latencies), "requests": figures.get("requests"),
         "non_2xx": figures["non_2xx"], "socket_errors": figures["socket_errors"],
-        "cpu_ms_per_order": cpu,
+        "cpu_ms_per_order": cpu, "redis_commandstats": redis_commands,
     }
     if hot:
         result["profile"] = hot
@@ -297,6 +282,7 @@ def run_mode(mode: str, args, base: str, r: redis.Redis, watcher: CommitWatcher,
           f"{result['accept_to_processed_p99_ms']} ms; non-2xx {result['non_2xx']}; "
           f"CPU ms per order {cpu}",
           flush=True)
+    print_commandstats(mode, redis_commands)
     if hot:
         for proc, spots in hot.items():
             print(f"  profile {proc} ({spots['samples']} samples), self time:")
@@ -305,7 +291,23 @@ def run_mode(mode: str, args, base: str, r: redis.Redis, watcher: CommitWatcher,
             print("   inclusive (project code):")
             for f, p in spots["inclusive_project"][:5]:
                 print(f"    {p:5.1f}%  {f}")
+            web_ms = sum(ms for name, ms in cpu.items() if name.startswith("web "))
+            print_breakdown(proc, spots["breakdown"], web_ms if proc == "web" else cpu["matcher"])
     return result
+
+
+def run_wrk(args, base: str, batch: int = 0) -> dict:
+    """bench/load.lua through wrk against ``base``: its parsed figures and ``run_s``."""
+    threads = max(1, min(args.threads, args.clients))
+    started = time.time()
+    wrk = subprocess.run(
+        ["wrk", "-t", str(threads), "-c", str(args.clients), "-d", f"{args.seconds}s",
+         "--timeout", "10s", "--latency", "-s", str(ROOT / "bench" / "load.lua"), base],
+        capture_output=True, text=True, env=dict(os.environ, LOAD_BATCH=str(batch)),
+        check=False)
+    if wrk.returncode != 0:
+        raise RuntimeError(f"wrk failed: {wrk.stderr or wrk.stdout}")
+    return {**parse_wrk(wrk.stdout), "run_s": time.time() - started}
 
 
 def main(argv=None) -> int:
@@ -317,6 +319,12 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--profile", action="store_true", help="py-spy the web and worker")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+    parser.add_argument("--log-level", default="INFO",
+                        help="LOG_LEVEL of the web and the worker (production: INFO, an access "
+                             "line per POST)")
+    parser.add_argument("--compare", action="store_true",
+                        help="then the same single-POST load against bench.floor (bare Flask, "
+                             "one Redis SET) under the same gunicorn settings: the floor")
     parser.add_argument("--rate-limits", default="off",
                         help="RATE_LIMITS for the web node (default off; 'count' counts every "
                              "request against limits too high to refuse: the limiter's cost)")
@@ -330,7 +338,7 @@ def main(argv=None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="load-bench-"))
     server = RedisServer(workdir / "redis", appendonly=True).start()
     port = free_port()
-    env = {"LOG_DIR": str(workdir / "logs"), "LOG_LEVEL": "WARNING"}
+    env = {"LOG_DIR": str(workdir / "logs"), "LOG_LEVEL": args.log_level}
     if args.archive:
         env.update(ARCHIVE_URL=f"sqlite:///{workdir / 'archive.sqlite3'}",
                    ARCHIVE_AFTER_SECONDS="2", ARCHIVE_INTERVAL_SECONDS="1",
@@ -376,6 +384,12 @@ def main(argv=None) -> int:
         ok = all(not v["diffs"] for v in verify.values())
         print(f"final state vs journal replay: {'OK' if ok else 'DIFFERENT'} "
               f"({time.time() - started:.1f} s) {json.dumps(verify)[:2000]}", flush=True)
+        if args.compare:
+            stop(web)
+            stop(worker)
+            results.append(run_floor(args, server.url, port, workdir / "floor.log", env,
+                                     lambda floor_base: run_wrk(args, floor_base),
+                                     Profiler(workdir / "floor") if args.profile else None))
         info = r.info("memory")
         summary = {"bench": "load", "results": results, "state_matches_replay": ok,
                    "redis_used_memory_mb": round(info["used_memory"] / 2**20, 1),

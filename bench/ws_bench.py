@@ -39,6 +39,7 @@ from pathlib import Path
 
 import orjson
 
+from bench.ws_place import server_frames
 from store import codec, keys
 from tests.support import RedisServer, free_port, start_gunicorn, start_worker, stop, wait_until
 
@@ -78,7 +79,7 @@ class _Conn:
         self.sample = None
 
 
-def _connect(port: int) -> _Conn:
+def _connect(port: int, subscribe: bool = True) -> _Conn:
     s = socket.create_connection(("127.0.0.1", port), timeout=30)
     s.sendall(
         b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -95,7 +96,7 @@ def _connect(port: int) -> _Conn:
         raise ConnectionError(f"handshake refused: {head[:80]!r}")
     c = _Conn(s)
     c.buf += rest
-    for sym in SYMBOLS:
+    for sym in SYMBOLS if subscribe else ():
         for channel in ("trade", "orderbook"):
             s.sendall(_frame(orjson.dumps({"op": "subscribe", "channel": channel, "symbol": sym})))
     s.setblocking(False)
@@ -160,23 +161,8 @@ def _client_proc(port: int, n: int, sample: bool, cmd, out) -> None:
             now = int(time.time() * 1000)
             buf = c.buf
             buf += rview[:got]
-            pos, end = 0, len(buf)
-            while end - pos >= 2:
-                b0, b1 = buf[pos], buf[pos + 1]
-                ln, hdr = b1 & 0x7F, 2
-                if ln == 126:
-                    if end - pos < 4:
-                        break
-                    ln, hdr = int.from_bytes(buf[pos + 2:pos + 4], "big"), 4
-                elif ln == 127:
-                    if end - pos < 10:
-                        break
-                    ln, hdr = int.from_bytes(buf[pos + 2:pos + 10], "big"), 10
-                if end - pos < hdr + ln:
-                    break
-                payload = bytes(buf[pos + hdr:pos + hdr + ln])
-                pos += hdr + ln
-                opcode = b0 & 0x0F
+            frames, pos = server_frames(buf)
+            for opcode, payload in frames:
                 if opcode == 1:
                     m = orjson.loads(payload)
                     ev = m.get("event")
@@ -428,7 +414,16 @@ def main(argv=None) -> dict:
     p.add_argument("--storm", action="store_true", help="all clients connect at once")
     p.add_argument("--idle", type=int, default=0, metavar="N",
                    help="hold N idle subscribed clients: memory per connection, ping RTT")
+    p.add_argument("--place", action="store_true",
+                   help="order entry over the socket: accepted orders/s (bench/ws_place.py)")
+    p.add_argument("--window", type=int, default=32, help="--place: frames in flight per socket")
     args = p.parse_args(argv)
+    if args.place:
+        from bench import ws_place
+
+        if "--clients" not in (argv or sys.argv):
+            args.clients = 32
+        return ws_place.run(args)
     if args.storm or args.idle:
         return _storm_or_idle(args)
     if args.clients < 1 or args.clients > 20000 or args.seconds > 600 or args.rate > 20000:

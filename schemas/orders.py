@@ -31,7 +31,7 @@ from engine.types import (
     Status,
     TimeInForce,
 )
-from schemas.markets import Market, UnknownMarket, get_market
+from schemas.markets import Market, UnknownMarket, get_market, markets
 from settings import Settings
 
 # A sign is accepted so "-1" meets the same "> 0" rule as the JSON number -1.
@@ -111,6 +111,7 @@ class PlaceOrderSchema(StrictSchema):
     def __init__(self, settings: Settings | None = None, **kwargs):
         super().__init__(**kwargs)
         self.settings = settings or Settings()
+        self.markets = markets(self.settings)  # looked up per order: built once
 
     @validates_schema(skip_on_field_errors=False)
     def _rules(self, data, **kwargs):
@@ -181,7 +182,7 @@ class PlaceOrderSchema(StrictSchema):
     @post_load
     def _to_integers(self, data, **kwargs):
         try:
-            market = get_market(self.settings, data["symbol"])
+            market = get_market(self.settings, data["symbol"], self.markets)
         except UnknownMarket:
             raise ValidationError(f"Unknown symbol {data['symbol']!r}.", "symbol") from None
         errors = {}

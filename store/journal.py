@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,8 @@ import redis
 from store import codec, events, keys
 
 _LUA = Path(__file__).with_name("lua")
-_SCRIPTS: dict[int, tuple[object, object]] = {}
+# Per client object, not id(r): an id can be reused by a later client.
+_SCRIPTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 _SCRIPT_NAMES = ("accept", "cancel", "cancel_all", "expire_due")
@@ -27,12 +29,11 @@ _SCRIPT_NAMES = ("accept", "cancel", "cancel_all", "expire_due")
 
 def _scripts(r: redis.Redis):
     # Registered once per client: EVALSHA, reloading on NOSCRIPT after a Redis restart.
-    found = _SCRIPTS.get(id(r))
-    if found is None or found[0] is not r:
-        found = (r, tuple(r.register_script((_LUA / f"{name}.lua").read_text())
-                          for name in _SCRIPT_NAMES))
-        _SCRIPTS[id(r)] = found
-    return found[1]
+    found = _SCRIPTS.get(r)
+    if found is None:
+        found = _SCRIPTS[r] = tuple(r.register_script((_LUA / f"{name}.lua").read_text())
+                                    for name in _SCRIPT_NAMES)
+    return found
 
 
 def new_order_id(symbol: str) -> str:

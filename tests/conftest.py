@@ -39,7 +39,33 @@ def settings(redis_url):
 def app(settings):
     from app import create_app
 
-    return create_app(settings)
+    app = create_app(settings)
+    yield app
+    stop_threads(app)  # a ?wait=true or /ws started its hub: stop it with the test
+
+
+def stop_threads(app) -> None:
+    """Stop the threads ``app`` started (event hub, market feed)."""
+    from app import events
+
+    feed = app.extensions.pop("market_feed", None)
+    if feed is not None:
+        feed.stop()
+    events.stop_app(app)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_hub_left(redis_server):
+    """After the session (before its Redis stops): no event hub may still run; one that
+    did would print "event hub lost Redis ... retrying" after pytest's summary."""
+    yield
+    import threading
+
+    left = [t.name for t in threading.enumerate() if t.name == "event-hub" and t.is_alive()]
+    from app import events
+
+    events.stop_all()
+    assert not left, f"{len(left)} event hub thread(s) left running by tests"
 
 
 @pytest.fixture

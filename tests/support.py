@@ -36,12 +36,13 @@ def order(symbol, side, quantity, price=None, **extra) -> dict:
     return body
 
 
-def http_json(port: int, method: str, path: str, body=None) -> tuple[int, object]:
+def http_json(port: int, method: str, path: str, body=None,
+              headers: dict | None = None) -> tuple[int, object]:
     """One JSON request to a web node on 127.0.0.1:PORT: (status, parsed body)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         conn.request(method, path, orjson.dumps(body) if body is not None else None,
-                     {"Content-Type": "application/json"})
+                     {"Content-Type": "application/json", **(headers or {})})
         resp = conn.getresponse()
         return resp.status, orjson.loads(resp.read())
     finally:

@@ -15,7 +15,7 @@ import logging_setup
 from settings import load_settings
 from workers import metrics as worker_metrics
 from workers import runtime
-from workers.celery_app import app, queue_for
+from workers.celery_app import app, configure, queue_for
 
 
 @signals.worker_ready.connect
@@ -39,6 +39,7 @@ def main() -> None:
     logging_setup.configure("worker", settings)  # JSON lines: LOG_DIR/worker.log + stderr
     worker_metrics.start_server(settings.worker_metrics_port)  # WORKER_METRICS_PORT, 0: off
     symbols = settings.worker_symbols or settings.symbols
+    configure(app, settings)
     app.worker_main([
         "worker", "--pool=solo", "--concurrency=1",
         f"--queues={','.join(queue_for(s) for s in symbols)}",

@@ -10,7 +10,7 @@ from marshmallow import Schema
 
 from app.errors import ApiError
 from app.redis_client import get_redis  # noqa: F401  (re-exported for the views)
-from schemas.markets import Market, UnknownMarket, get_market, markets
+from schemas.markets import Market, UnknownMarket, get_market
 
 
 def settings():
@@ -19,14 +19,14 @@ def settings():
 
 def market_for(symbol: str | None) -> Market:
     try:
-        return get_market(settings(), symbol)
+        return get_market(settings(), symbol, all_markets())
     except UnknownMarket:
         raise ApiError(400, "VALIDATION_ERROR", f"Unknown symbol {symbol!r}.",
                        {"symbol": [f"Unknown symbol {symbol!r}."]}) from None
 
 
 def all_markets() -> dict[str, Market]:
-    return markets(settings())
+    return current_app.extensions["markets"]  # app.create_app
 
 
 def _no_constants(name):
@@ -51,15 +51,13 @@ def json_object():
     return body
 
 
-_DEFAULTS: dict[int, dict] = {}
-
-
 def query(schema: Schema) -> dict:
     """Query arguments through a strict schema (unknown or repeated ones are 400s)."""
-    if not request.args:  # the usual case: the schema's defaults, loaded once
-        defaults = _DEFAULTS.get(id(schema))
+    if not request.args:  # the usual case: the schema's defaults, loaded once per app
+        known = current_app.extensions.setdefault("query_defaults", {})
+        defaults = known.get(schema)
         if defaults is None:
-            defaults = _DEFAULTS[id(schema)] = schema.load({})
+            defaults = known[schema] = schema.load({})
         return dict(defaults)
     args = {}
     for name, values in request.args.lists():

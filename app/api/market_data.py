@@ -5,12 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from app.api.common import all_markets, get_redis, market_for, query, settings
-from app.errors import ApiError
 from archive import reads as history
 from schemas.market_data import CandlesQuery, TickerQuery
 from schemas.orders import BookQuery, LatestTradesQuery, SymbolQuery, TradesQuery
 from store import candles, read
-from store.read import BadCursor
 
 bp = Blueprint("market_data", __name__)
 _BOOK, _TRADES, _LATEST = BookQuery(), TradesQuery(), LatestTradesQuery()
@@ -32,12 +30,8 @@ def depth():
 @bp.get("/api/trades")
 def trades():
     q = query(_TRADES)
-    try:
-        items, next_cursor = history.trades(get_redis(), settings(), market_for(q["symbol"]),
-                                            q["limit"], q["cursor"])
-    except BadCursor:
-        raise ApiError(400, "VALIDATION_ERROR", "Unparseable cursor.",
-                       {"cursor": ["Unparseable cursor."]}) from None
+    items, next_cursor = history.trades(get_redis(), settings(), market_for(q["symbol"]),
+                                        q["limit"], q["cursor"])
     return jsonify({"trades": items, "nextCursor": next_cursor})
 
 

@@ -1,6 +1,6 @@
 """Orders: place (one or a batch), list, get, cancel, and the order management of the
 README's "Order management" section (reduce, replace, cancel-all, test, by clientOrderId).
-Thin: parse, call the store, answer."""
+Thin: parse, call the service (``app.trading``) or the store, answer."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import redis
 from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import ValidationError
 
-from app import auth, metrics
+from app import auth, metrics, trading
 from app.api.common import all_markets, get_redis, json_object, market_for, query, settings
 from app.errors import ApiError
 from archive import reads as history
@@ -24,21 +24,18 @@ from schemas.orders import (
     ReduceSchema,
     WaitQuery,
 )
-from store import codec, events, journal, read
-from store.read import BadCursor
-from workers.celery_app import send_wakeup
+from store import events, journal, read
 
 log = logging.getLogger(__name__)
 bp = Blueprint("orders", __name__)
 
 
+def _desk() -> trading.Desk:
+    return trading.for_app(current_app)
+
+
 def _wake(symbol: str, sequence: int) -> None:
-    """Send the matching task; if the broker hiccups the worker's sweep still applies it."""
-    try:
-        send_wakeup(current_app.extensions["celery"], symbol, sequence)
-    except Exception:  # the command is journaled: it is not lost, only later
-        log.warning("could not send the matching task for %s #%d", symbol, sequence,
-                    exc_info=True)
+    trading.wake_matcher(_desk(), symbol, sequence)
 
 
 def _wait_applied(symbol: str, sequence: int, timeout_ms: int) -> bool:
@@ -65,18 +62,11 @@ def _settled(order_id: str, symbol: str, sequence: int, timeout_ms: int) -> dict
 
 def _order_with_fills(order_id: str, owner: str | None = None) -> dict:
     # Redis first, then the history archive (archive.reads): the same JSON either way.
-    order = history.order_with_fills(get_redis(), settings(), all_markets(), order_id, owner)
-    if order is None:
-        raise ApiError(404, "ORDER_NOT_FOUND", f"No order {order_id!r}.")
-    return order
+    return trading.order_with_fills(_desk(), order_id, owner)
 
 
 def _place_schema() -> PlaceOrderSchema:
-    # Built once per app: constructing a marshmallow schema costs more than loading with it.
-    ext = current_app.extensions
-    if "place_order_schema" not in ext:
-        ext["place_order_schema"] = PlaceOrderSchema(settings())
-    return ext["place_order_schema"]
+    return _desk().place_schema
 
 
 _WAIT_QUERY = WaitQuery()
@@ -134,35 +124,15 @@ def replace_order(order_id: str):
 
 def _accept_and_answer(account: str, request_data: dict, wait: dict, processed_status: int):
     """Journal one validated order (a place or a replace) and answer as the contract says."""
-    s = settings()
-    market = market_for(request_data["symbol"])
-    result = journal.accept(get_redis(), market, account, request_data, g.request_id,
-                            s.max_open_orders_per_account)
-    if result.outcome == "duplicate":
-        return jsonify(_replayed_order(result.order_id, request_data)), 200
-    if result.outcome == "limited":
-        raise ApiError(429, "TOO_MANY_OPEN_ORDERS",
-                       f"At most {s.max_open_orders_per_account} open orders per account "
-                       f"on one market.")
-    metrics.count_accepted(result.order)
-    if result.woke:
-        _wake(market.symbol, result.sequence)
-    if wait["wait"]:
-        settled = _settled(result.order_id, market.symbol, result.sequence, wait["timeout"])
+    placed = trading.place(_desk(), account, [request_data], [g.request_id])[0]
+    if placed.error is not None:
+        raise placed.error
+    if placed.status == 202 and wait["wait"]:
+        order = placed.order
+        settled = _settled(order["id"], order["symbol"], placed.sequence, wait["timeout"])
         if settled is not None:
             return jsonify(settled), processed_status
-    return jsonify(result.order), 202
-
-
-def _replayed_order(order_id: str, request_data: dict) -> dict:
-    """The original order for a clientOrderId seen before, if this is the same request."""
-    h = read.order_hash(get_redis(), order_id)
-    if h is not None and not codec.same_request(h, request_data):
-        raise ApiError(409, "CLIENT_ORDER_ID_REUSED",
-                       f"clientOrderId {request_data['client_order_id']!r} already names "
-                       f"another order ({order_id}); nothing placed.",
-                       {"clientOrderId": ["Already used for a different order."]})
-    return _order_with_fills(order_id)
+    return jsonify(placed.order), placed.status
 
 
 FINAL = ("FILLED", "CANCELLED", "REJECTED")
@@ -181,10 +151,9 @@ def _owned_hash(order_id: str, account: str) -> dict:
 def place_batch():
     account = auth.current_account(required=True)
     query(_NO_QUERY)
-    s = settings()
     raw_orders = _BATCH.load(json_object())["orders"]
     results: list = [None] * len(raw_orders)
-    items, positions = [], []
+    orders, request_ids, positions = [], [], []
     schema = _place_schema()
     for i, raw in enumerate(raw_orders):
         try:
@@ -195,28 +164,18 @@ def place_batch():
             results[i] = _error_item(err)
             metrics.count_item_rejected("VALIDATION_ERROR")
             continue
-        items.append((market_for(data["symbol"]), account, data, f"{g.request_id}.{i}"))
+        orders.append(data)
+        request_ids.append(f"{g.request_id}.{i}")
         positions.append(i)
-    accepted = journal.accept_many(get_redis(), items, s.max_open_orders_per_account)
-    wake: dict[str, int] = {}
-    for i, item, result in zip(positions, items, accepted, strict=True):
-        if result.outcome == "created":
-            results[i] = result.order
-            metrics.count_accepted(result.order)
-            if result.woke:
-                wake[item[0].symbol] = result.sequence
-        elif result.outcome == "duplicate":
-            try:
-                results[i] = _replayed_order(result.order_id, item[2])
-            except ApiError as err:
-                results[i] = {"error": {"code": err.code, "message": err.message,
-                                        "fields": err.fields}}
-        else:
-            results[i] = {"error": {"code": "TOO_MANY_OPEN_ORDERS",
-                                    "message": "Too many open orders for this account."}}
-            metrics.count_item_rejected("TOO_MANY_OPEN_ORDERS")
-    for symbol, sequence in wake.items():
-        _wake(symbol, sequence)
+    placed = trading.place(_desk(), account, orders, request_ids) if orders else []
+    for i, outcome in zip(positions, placed, strict=True):
+        if outcome.error is None:
+            results[i] = outcome.order
+            continue
+        err = outcome.error
+        results[i] = {"error": {"code": err.code, "message": err.message, "fields": err.fields}}
+        if err.code == "TOO_MANY_OPEN_ORDERS":
+            metrics.count_item_rejected(err.code)
     return jsonify({"results": results}), 202
 
 
@@ -228,13 +187,9 @@ def list_orders():
         market_for(q["symbol"])
     if q["client_order_id"] is not None:
         return jsonify({"orders": _by_client_id(account, q), "nextCursor": None})
-    try:
-        orders, next_cursor = history.list_orders(
-            get_redis(), settings(), all_markets(), account, symbol=q["symbol"],
-            statuses=q["status"], side=q["side"], limit=q["limit"], cursor=q["cursor"])
-    except BadCursor:
-        raise ApiError(400, "VALIDATION_ERROR", "Unparseable cursor.",
-                       {"cursor": ["Unparseable cursor."]}) from None
+    orders, next_cursor = history.list_orders(
+        get_redis(), settings(), all_markets(), account, symbol=q["symbol"],
+        statuses=q["status"], side=q["side"], limit=q["limit"], cursor=q["cursor"])
     return jsonify({"orders": orders, "nextCursor": next_cursor})
 
 
@@ -272,22 +227,12 @@ def cancel_by_client_id(client_order_id: str):
 
 
 def _cancel(order_id: str, account: str, wait: dict):
-    owner = auth.owner_filter(account)
-    outcome = journal.request_cancel(get_redis(), order_id, owner, g.request_id)
-    if outcome.outcome == "not_found" and (status := history.archived_status(
-            get_redis(), settings(), all_markets(), order_id, owner)):
-        raise ApiError(409, "ORDER_NOT_CANCELLABLE", f"The order is already {status}.")
-    if outcome.outcome == "not_found":
-        raise ApiError(404, "ORDER_NOT_FOUND", f"No order {order_id!r}.")
-    if outcome.outcome == "final":
-        raise ApiError(409, "ORDER_NOT_CANCELLABLE", f"The order is already {outcome.status}.")
+    outcome = trading.cancel(_desk(), order_id, auth.owner_filter(account), g.request_id)
     return _queued_answer(order_id, outcome, wait)
 
 
 def _queued_answer(order_id: str, outcome, wait: dict):
     """202 with the order as known now; with wait=true 200 once the command was applied."""
-    if outcome.woke:
-        _wake(outcome.symbol, outcome.sequence)
     if wait["wait"] and _wait_applied(outcome.symbol, outcome.sequence, wait["timeout"]):
         return jsonify(_order_with_fills(order_id)), 200
     return jsonify(_order_with_fills(order_id)), 202
@@ -309,16 +254,8 @@ def reduce_order(order_id: str):
     except ValueError as exc:
         raise ApiError(400, "VALIDATION_ERROR", "Invalid quantity.",
                        {"quantity": [f"Quantity {exc}."]}) from None
-    outcome = journal.request_cancel(get_redis(), order_id, auth.owner_filter(account),
-                                     g.request_id, reduce_to=lots)
-    if outcome.outcome == "not_found":
-        raise ApiError(404, "ORDER_NOT_FOUND", f"No order {order_id!r}.")
-    if outcome.outcome == "final":
-        raise ApiError(409, "ORDER_NOT_AMENDABLE", f"The order is already {outcome.status}.")
-    if outcome.outcome == "not_lower":
-        limit = market.quantity(outcome.quantity)
-        raise ApiError(400, "VALIDATION_ERROR", "A reduce must lower the quantity.",
-                       {"quantity": [f"Must be below the order's quantity {limit}."]})
+    outcome = trading.cancel(_desk(), order_id, auth.owner_filter(account), g.request_id,
+                             reduce_to=lots)
     return _queued_answer(order_id, outcome, wait)
 
 

@@ -62,7 +62,7 @@ def placement(venue: Venue, archive_url: str, ids: list[str]) -> dict:
 
 
 def _send(settings) -> None:
-    make_celery(settings.redis_url).send_task(ARCHIVE_TASK, ("BTC-USD",), queue=ARCHIVE_QUEUE)
+    make_celery(settings).send_task(ARCHIVE_TASK, ("BTC-USD",), queue=ARCHIVE_QUEUE)
 
 
 def _drained(venue: Venue) -> bool:
