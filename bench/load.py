@@ -13,7 +13,7 @@ Per mode it prints: accepted/s (orders accepted during the run / run time), proc
 reached its accepted sequence), POST latency p50/p99 (wrk), and accept->processed
 p50/p99 (order ``timestamp`` vs the ``timestamp`` of the commit message that applied it,
 read from the events channel). Then it checks the final state of every symbol against a
-replay of its journal through the engine (``tests.replay``). With ``--profile`` py-spy
+replay of its journal through the engine (``localrun.replay``). With ``--profile`` py-spy
 samples the gunicorn workers and the matching worker during the run and the top hot
 spots are printed. The LAST line is one JSON object with every figure.
 """
@@ -37,11 +37,18 @@ from pathlib import Path
 import orjson
 import redis
 
+from localrun.processes import (
+    RedisServer,
+    free_port,
+    start_gunicorn,
+    start_worker,
+    stop,
+    wait_until,
+)
+from localrun.replay import diff_against_replay
 from schemas.markets import get_market
 from settings import Settings
 from store import keys
-from tests.replay import diff_against_replay
-from tests.support import RedisServer, free_port, start_gunicorn, start_worker, stop, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 SYMBOLS = ("BTC-USD", "ETH-USD")
@@ -345,7 +352,7 @@ def main(argv=None) -> int:
         web = start_gunicorn(server.url, port, workdir / "gunicorn.log", **env)
         worker = start_worker(server.url, workdir / "worker.log", **worker_env)
         if args.archive:
-            from tests.archive.processes import start_archiver, start_beat
+            from localrun.processes import start_archiver, start_beat
 
             archiver = [start_archiver(server.url, workdir / "archiver.log", **worker_env),
                         start_beat(server.url, workdir / "beat.log", workdir / "beat",
@@ -370,7 +377,7 @@ def main(argv=None) -> int:
                 diffs = check_symbol(r, SETTINGS.replace(archive_url=env["ARCHIVE_URL"]),
                                      get_market(SETTINGS, s), full=True)[0]
             else:
-                diffs = diff_against_replay(r, get_market(SETTINGS, s), model="engine")
+                diffs = diff_against_replay(r, get_market(SETTINGS, s))
             verify[s] = {"journal": int(r.get(keys.seq(s)) or 0), "diffs": diffs[:5]}
         ok = all(not v["diffs"] for v in verify.values())
         print(f"final state vs journal replay: {'OK' if ok else 'DIFFERENT'} "

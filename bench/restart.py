@@ -25,10 +25,10 @@ import orjson
 from archive import checkpoints, db
 from archive.verify import check_symbol
 from bench.sustained import CHUNK, SYMBOL, _flow, local_matcher
+from localrun.processes import RedisServer
 from settings import Settings
 from store import journal, keys
 from store.books import load_book
-from tests.support import RedisServer
 
 
 def _timed(fn):

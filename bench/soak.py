@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.crash.harness import KINDS, ROUNDS, Cluster
+from localrun.crash import KINDS, ROUNDS, Cluster
 
 
 def _pct(values: list[float], q: float) -> float | None:

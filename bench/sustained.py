@@ -26,11 +26,11 @@ import sqlalchemy as sa
 
 from archive import db, tables
 from archive.mover import Mover
+from localrun.processes import RedisServer
 from schemas.markets import get_market
 from schemas.orders import PlaceOrderSchema
 from settings import Settings
 from store import journal, keys
-from tests.support import RedisServer
 from workers.apply import SymbolMatcher
 from workers.lease import Lease
 
@@ -93,7 +93,7 @@ def run(orders: int, mover_on: bool = True, after: float = 1.0, move_every: int 
     with tempfile.TemporaryDirectory(prefix="bench-sustained-") as tmp:
         pg = None
         if postgres:
-            from tests.archive.pg import PostgresServer
+            from localrun.postgres import PostgresServer
 
             pg = PostgresServer().start()
             url = pg.url

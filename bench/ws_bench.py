@@ -39,8 +39,15 @@ from pathlib import Path
 
 import orjson
 
+from localrun.processes import (
+    RedisServer,
+    free_port,
+    start_gunicorn,
+    start_worker,
+    stop,
+    wait_until,
+)
 from store import keys
-from tests.support import RedisServer, free_port, start_gunicorn, start_worker, stop, wait_until
 
 SYMBOLS = ("BTC-USD", "ETH-USD")
 TICK, LOT = {"BTC-USD": 100, "ETH-USD": 100}, {"BTC-USD": 1000, "ETH-USD": 100}
@@ -606,8 +613,8 @@ def _storm_or_idle(args) -> dict:
     gunicorn with WEB_CONCURRENCY workers)."""
     import websocket
 
-    from tests.load.test_many_clients import Node
-    from tests.ws_crowd import Storm, raise_fd_limit
+    from localrun.node import Node
+    from localrun.ws_crowd import Storm, raise_fd_limit
 
     raise_fd_limit()
     clients = args.idle or args.clients

@@ -13,10 +13,10 @@ import time
 import pytest
 
 from bench.ws_bench import _post_flow, _rss_mb
+from localrun.node import Node
+from localrun.ws_crowd import Storm, raise_fd_limit
 from store import keys
-from tests.load.test_many_clients import Node
 from tests.support import wait_until
-from tests.ws_crowd import Storm, raise_fd_limit
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not os.environ.get("CAPACITY_TESTS"), reason="make test-capacity (CAPACITY_TESTS=1)")]
