@@ -37,6 +37,7 @@ from pathlib import Path
 import orjson
 import redis
 
+from bench.measure import cpu_seconds, percentile, process_tree
 from localrun.processes import (
     RedisServer,
     free_port,
@@ -55,13 +56,6 @@ SYMBOLS = ("BTC-USD", "ETH-USD")
 SETTINGS = Settings()
 # The default limits' shape (one read, two write windows) at amounts nothing reaches.
 COUNT_ONLY_LIMITS = "read=1000000000/minute write=1000000000/10seconds,1000000000/day"
-
-
-def percentile(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
 class CommitWatcher:
@@ -215,25 +209,6 @@ def hot_spots(collapsed: str, top: int) -> dict:
             "inclusive_project": [(f, pct(n)) for f, n in inclusive.most_common(top)]}
 
 
-def cpu_seconds(pid: int) -> float:
-    """User+system CPU seconds of a process and its children still alive (from /proc)."""
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    pids = [pid]
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        pids += [int(c) for c in children]
-    except OSError:
-        pass
-    for p in pids:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
-
-
 def run_mode(mode: str, args, base: str, r: redis.Redis, watcher: CommitWatcher,
              web: subprocess.Popen, worker: subprocess.Popen, redis_pid: int,
              workdir: Path) -> dict:
@@ -247,7 +222,7 @@ def run_mode(mode: str, args, base: str, r: redis.Redis, watcher: CommitWatcher,
         profiler.start("worker", worker.pid, args.seconds)
     env = dict(os.environ, LOAD_BATCH=str(batch))
     procs = {"web": web.pid, "worker": worker.pid, "redis": redis_pid}
-    cpu_before = {name: cpu_seconds(pid) for name, pid in procs.items()}
+    cpu_before = {name: cpu_seconds(process_tree(pid)) for name, pid in procs.items()}
     threads = max(1, min(args.threads, args.clients))
     started = time.time()
     wrk = subprocess.run(
@@ -273,8 +248,8 @@ def run_mode(mode: str, args, base: str, r: redis.Redis, watcher: CommitWatcher,
     wait_until(drained, timeout=600, interval=0.005, what="the worker to drain")
     processed_at = time.time()
     # CPU milliseconds per accepted order, per process: robust to other load on the box.
-    cpu = {name: round(1000 * (cpu_seconds(pid) - cpu_before[name]) / max(1, accepted), 3)
-           for name, pid in procs.items()}
+    cpu = {name: round(1000 * (cpu_seconds(process_tree(pid)) - cpu_before[name])
+                       / max(1, accepted), 3) for name, pid in procs.items()}
     time.sleep(0.3)  # the last commit messages reach the watcher
     latencies = watcher.take()
     hot = profiler.report() if profiler else None
