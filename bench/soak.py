@@ -3,7 +3,7 @@
 ``python -m bench.soak [--rounds 50] [--kinds worker_kill,fault_point,...] [--seed N]``
 (``make soak``). Starts its own redis-server (appendonly yes, appendfsync everysec),
 gunicorn and matching worker in a temp dir (never 6379), runs the rounds of
-tests/crash/harness.py in a shuffled mix of the crash kinds, and prints per kind:
+localrun/crash.py in a shuffled mix of the crash kinds, and prints per kind:
 rounds, orders, lost, doubled, mismatches (store.verify differences) and recovery time
 (crash -> first new commit) p50/max. The last line is one JSON object. Exit 1 if
 anything was lost, doubled or mismatched.

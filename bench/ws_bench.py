@@ -14,7 +14,7 @@ trade it made, on a sample), missed trades, doubled trades, orderbook chain brea
 one JSON object with those figures.
 
 ``--storm``: the clients connect and subscribe to ``trade`` at the same moment (a
-deploy's reconnect storm, tests/ws_crowd.py), then the order flow runs; figures: acks,
+deploy's reconnect storm, localrun/ws_crowd.py), then the order flow runs; figures: acks,
 time to the last ack, clients that got every trade exactly once in order.
 ``--idle N``: N clients subscribe and stay idle; figures: web RSS per connection and
 the round trip of a ``ping`` frame on one more connection while they are held.
