@@ -142,18 +142,17 @@ def apply(book: OrderBook, command) -> list[Event]:
             _run_triggered(book, events, seq, command.timestamp)
         return events
     if cls is CancelOrder:
-        book.last_sequence = seq
-        return _remove(book, command.order_id, _USER_CANCELLED, command.timestamp)
-    if cls is ReduceOrder:
-        book.last_sequence = seq
-        return _reduce(book, command)
-    if cls is ExpireOrder:
-        book.last_sequence = seq
-        return _remove(book, command.order_id, _EXPIRED, command.timestamp)
-    if cls is CancelAll:
-        book.last_sequence = seq
-        return _cancel_all(book, command)
-    raise TypeError(f"not a command: {command!r}")
+        events = _remove(book, command.order_id, _USER_CANCELLED, command.timestamp)
+    elif cls is ReduceOrder:
+        events = _reduce(book, command)
+    elif cls is ExpireOrder:
+        events = _remove(book, command.order_id, _EXPIRED, command.timestamp)
+    elif cls is CancelAll:
+        events = _cancel_all(book, command)
+    else:
+        raise TypeError(f"not a command: {command!r}")
+    book.last_sequence = seq  # none of these reads it: set once, after
+    return events
 
 
 def _remove(book: OrderBook, order_id: str, reason: Reason, ts: int) -> list[Event]:
