@@ -121,6 +121,15 @@ def orders_in_journal(r: redis.Redis, symbol: str, after: int) -> int:
     return int(r.get(keys.seq(symbol)) or 0) - after
 
 
+def overloaded(base: str) -> int:
+    """503 OVERLOADED answers so far (the web's matching_overloaded_total, REST surface):
+    tells wrk's non-2xx apart into "refused on purpose" and anything else."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as resp:
+        text = resp.read().decode()
+    m = re.search(r'^matching_overloaded_total\{surface="rest"\} ([\d.e+]+)$', text, re.M)
+    return int(float(m.group(1))) if m else 0
+
+
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
@@ -224,6 +233,7 @@ def run_mode(mode: str, args, base: str, r: redis.Redis, watcher: CommitWatcher,
     procs = {"web": web.pid, "worker": worker.pid, "redis": redis_pid}
     cpu_before = {name: cpu_seconds(process_tree(pid)) for name, pid in procs.items()}
     threads = max(1, min(args.threads, args.clients))
+    overloaded_before = overloaded(base)
     started = time.time()
     wrk = subprocess.run(
         ["wrk", "-t", str(threads), "-c", str(args.clients), "-d", f"{args.seconds}s",
@@ -266,7 +276,7 @@ def run_mode(mode: str, args, base: str, r: redis.Redis, watcher: CommitWatcher,
         "accept_to_processed_p99_ms": percentile(latencies, 99),
         "latency_samples": len(latencies), "requests": figures.get("requests"),
         "non_2xx": figures["non_2xx"], "socket_errors": figures["socket_errors"],
-        "cpu_ms_per_order": cpu,
+        "overloaded_503": overloaded(base) - overloaded_before, "cpu_ms_per_order": cpu,
     }
     if hot:
         result["profile"] = hot
@@ -275,7 +285,8 @@ def run_mode(mode: str, args, base: str, r: redis.Redis, watcher: CommitWatcher,
           f"(drained {result['drain_after_load_s']} s after the load); POST p50 "
           f"{result['post_p50_ms']} ms p99 {result['post_p99_ms']} ms; accept->processed "
           f"p50 {result['accept_to_processed_p50_ms']} ms p99 "
-          f"{result['accept_to_processed_p99_ms']} ms; non-2xx {result['non_2xx']}; "
+          f"{result['accept_to_processed_p99_ms']} ms; non-2xx {result['non_2xx']} "
+          f"(503 OVERLOADED {result['overloaded_503']}); "
           f"CPU ms per order {cpu}",
           flush=True)
     if hot:
