@@ -12,32 +12,15 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import urllib.request
 from pathlib import Path
 
 import redis
 
+from bench.measure import cpu_seconds, process_tree
+
 ROOT = Path(__file__).resolve().parent.parent
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _TICK
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
 class ProcessCpu:
     """CPU per named process over a run; ``web`` (a gunicorn master) counts each worker."""
 
@@ -45,13 +28,13 @@ class ProcessCpu:
         self.pids = {name: pid for name, pid in procs.items() if name != web}
         if web in procs:
             self.pids[f"{web} master"] = procs[web]
-            for i, child in enumerate(sorted(_children(procs[web])), 1):
+            for i, child in enumerate(process_tree(procs[web])[1:], 1):
                 self.pids[f"{web} worker {i}"] = child
-        self.start = {name: _cpu(pid) for name, pid in self.pids.items()}
+        self.start = {name: cpu_seconds([pid]) for name, pid in self.pids.items()}
 
     def ms_per(self, count: int) -> dict[str, float]:
         """CPU milliseconds per ``count`` (orders) for each process, and the total."""
-        out = {name: round(1000 * (_cpu(pid) - self.start[name]) / max(1, count), 3)
+        out = {name: round(1000 * (cpu_seconds([pid]) - self.start[name]) / max(1, count), 3)
                for name, pid in self.pids.items()}
         out["total"] = round(sum(out.values()), 3)
         return out

@@ -26,6 +26,7 @@ import random
 import sys
 import time
 
+from bench.measure import percentile
 from engine import (
     CancelOrder,
     OrderBook,
@@ -209,9 +210,9 @@ def summarize(name, book: OrderBook, times: list[int], wall: int, cpu: int, chec
         "apply_only_commands_per_second": round(n / (total / 1e9)),
         "cpu_commands_per_second": round(n / (cpu / 1e9)),
         "mean_us": round(total / n / 1000, 3),
-        "p50_us": round(st[n // 2] / 1000, 3),
-        "p99_us": round(st[min(n - 1, int(n * 0.99))] / 1000, 3),
-        "p999_us": round(st[min(n - 1, int(n * 0.999))] / 1000, 3),
+        "p50_us": round(percentile(st, 50) / 1000, 3),
+        "p99_us": round(percentile(st, 99) / 1000, 3),
+        "p999_us": round(percentile(st, 99.9) / 1000, 3),
         "max_us": round(st[-1] / 1000, 1),
         "resting_orders_end": len(book.orders),
         "levels_end": len(book.levels(BUY)) + len(book.levels(SELL)),

@@ -26,11 +26,11 @@ from pathlib import Path
 
 import redis
 
+from localrun.processes import ROOT, RedisServer
 from schemas.markets import get_market
 from schemas.orders import PlaceOrderSchema
 from settings import Settings
 from store import journal
-from tests.support import ROOT, RedisServer
 
 POLICIES = {
     "always": ("--appendonly", "yes", "--appendfsync", "always"),

@@ -13,7 +13,7 @@ Per mode it prints: accepted/s (orders accepted during the run / run time), proc
 reached its accepted sequence), POST latency p50/p99 (wrk), and accept->processed
 p50/p99 (order ``timestamp`` vs the ``timestamp`` of the commit message that applied it,
 read from the events channel). Then it checks the final state of every symbol against a
-replay of its journal through the engine (``tests.replay``). With ``--profile`` py-spy
+replay of its journal through the engine (``localrun.replay``). With ``--profile`` py-spy
 samples the gunicorn workers and the matching worker during the run and the top hot
 spots are printed. The LAST line is one JSON object with every figure.
 """
@@ -47,24 +47,25 @@ from bench.compare import (
     print_commandstats,
     run_floor,
 )
+from bench.measure import percentile
+from localrun.processes import (
+    RedisServer,
+    free_port,
+    start_gunicorn,
+    start_worker,
+    stop,
+    wait_until,
+)
+from localrun.replay import diff_against_replay
 from schemas.markets import get_market
 from settings import Settings
 from store import keys
-from tests.replay import diff_against_replay
-from tests.support import RedisServer, free_port, start_gunicorn, start_worker, stop, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 SYMBOLS = ("BTC-USD", "ETH-USD")
 SETTINGS = Settings()
 # The default limits' shape (one read, two write windows) at amounts nothing reaches.
 COUNT_ONLY_LIMITS = "read=1000000000/minute write=1000000000/10seconds,1000000000/day"
-
-
-def percentile(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
 class CommitWatcher:
@@ -129,6 +130,15 @@ def counters(r: redis.Redis) -> dict[str, tuple[int, int]]:
 def orders_in_journal(r: redis.Redis, symbol: str, after: int) -> int:
     """Places (not cancels) journaled after ``after``: the bench sends no cancels."""
     return int(r.get(keys.seq(symbol)) or 0) - after
+
+
+def overloaded(base: str) -> int:
+    """503 OVERLOADED answers so far (the web's matching_overloaded_total, REST surface):
+    tells wrk's non-2xx apart into "refused on purpose" and anything else."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as resp:
+        text = resp.read().decode()
+    m = re.search(r'^matching_overloaded_total\{surface="rest"\} ([\d.e+]+)$', text, re.M)
+    return int(float(m.group(1))) if m else 0
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -234,6 +244,7 @@ def run_mode(mode: str, args, base: str, r: redis.Redis, watcher: CommitWatcher,
         profiler.start("worker", worker.pid, args.seconds)
     cpu_run = ProcessCpu({"web": web.pid, "matcher": worker.pid, "redis-server": redis_pid})
     commandstats = RedisCommandStats(r)
+    overloaded_before = overloaded(base)
     started = time.time()
     figures = run_wrk(args, base, batch)
     posting_done = time.time()
@@ -270,6 +281,7 @@ def run_mode(mode: str, args, base: str, r: redis.Redis, watcher: CommitWatcher,
         "accept_to_processed_p99_ms": percentile(latencies, 99),
         "latency_samples": len(latencies), "requests": figures.get("requests"),
         "non_2xx": figures["non_2xx"], "socket_errors": figures["socket_errors"],
+        "overloaded_503": overloaded(base) - overloaded_before,
         "cpu_ms_per_order": cpu, "redis_commandstats": redis_commands,
     }
     if hot:
@@ -279,7 +291,8 @@ def run_mode(mode: str, args, base: str, r: redis.Redis, watcher: CommitWatcher,
           f"(drained {result['drain_after_load_s']} s after the load); POST p50 "
           f"{result['post_p50_ms']} ms p99 {result['post_p99_ms']} ms; accept->processed "
           f"p50 {result['accept_to_processed_p50_ms']} ms p99 "
-          f"{result['accept_to_processed_p99_ms']} ms; non-2xx {result['non_2xx']}; "
+          f"{result['accept_to_processed_p99_ms']} ms; non-2xx {result['non_2xx']} "
+          f"(503 OVERLOADED {result['overloaded_503']}); "
           f"CPU ms per order {cpu}",
           flush=True)
     print_commandstats(mode, redis_commands)
@@ -354,7 +367,7 @@ def main(argv=None) -> int:
         web = start_gunicorn(server.url, port, workdir / "gunicorn.log", **env)
         worker = start_worker(server.url, workdir / "worker.log", **worker_env)
         if args.archive:
-            from tests.archive.processes import start_archiver, start_beat
+            from localrun.processes import start_archiver, start_beat
 
             archiver = [start_archiver(server.url, workdir / "archiver.log", **worker_env),
                         start_beat(server.url, workdir / "beat.log", workdir / "beat",
@@ -379,7 +392,7 @@ def main(argv=None) -> int:
                 diffs = check_symbol(r, SETTINGS.replace(archive_url=env["ARCHIVE_URL"]),
                                      get_market(SETTINGS, s), full=True)[0]
             else:
-                diffs = diff_against_replay(r, get_market(SETTINGS, s), model="engine")
+                diffs = diff_against_replay(r, get_market(SETTINGS, s))
             verify[s] = {"journal": int(r.get(keys.seq(s)) or 0), "diffs": diffs[:5]}
         ok = all(not v["diffs"] for v in verify.values())
         print(f"final state vs journal replay: {'OK' if ok else 'DIFFERENT'} "

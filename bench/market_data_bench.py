@@ -25,11 +25,11 @@ from pathlib import Path
 import redis
 
 from engine import OrderBook, OrderType, PlaceOrder, Side, TimeInForce, apply
+from localrun.processes import RedisServer
 from schemas.markets import get_market
 from settings import Settings
 from store import candles
 from store.commit import commit
-from tests.support import RedisServer
 from workers.lease import Lease
 
 

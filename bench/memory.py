@@ -24,11 +24,11 @@ from pathlib import Path
 import orjson
 import redis
 
+from localrun.processes import RedisServer
 from schemas.markets import get_market
 from schemas.orders import PlaceOrderSchema
 from settings import Settings
 from store import journal, keys
-from tests.support import RedisServer
 from workers.apply import SymbolMatcher
 from workers.lease import Lease
 

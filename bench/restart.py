@@ -24,11 +24,11 @@ import orjson
 
 from archive import checkpoints, db
 from archive.verify import check_symbol
-from bench.sustained import CHUNK, SYMBOL, _flow, local_matcher
+from bench.sustained import CHUNK, SYMBOL, feed, local_matcher
+from localrun.processes import RedisServer
 from settings import Settings
-from store import journal, keys
+from store import keys
 from store.books import load_book
-from tests.support import RedisServer
 
 
 def _timed(fn):
@@ -46,12 +46,7 @@ def run(commands: int, every: int) -> dict:
             r, market, schema, matcher = local_matcher(server, settings)
             to_cancel: list[str] = []
             for start in range(0, commands, CHUNK):
-                items, resting = _flow(schema, market, start, min(CHUNK, commands - start))
-                accepted = journal.accept_many(r, items, 1_000_000)
-                to_cancel += [accepted[i - start].order_id for i in resting]
-                while len(to_cancel) > 200:
-                    journal.request_cancel(r, to_cancel.pop(0), None, "bench-cancel")
-                matcher.drain()
+                feed(r, schema, market, matcher, start, min(CHUNK, commands - start), to_cancel)
             applied = int(r.get(keys.applied(SYMBOL)))
             snap = orjson.loads(r.get(keys.checkpoint(SYMBOL)))
             book, t_load = _timed(lambda: load_book(r, SYMBOL))

@@ -3,7 +3,7 @@
 ``python -m bench.soak [--rounds 50] [--kinds worker_kill,fault_point,...] [--seed N]``
 (``make soak``). Starts its own redis-server (appendonly yes, appendfsync everysec),
 gunicorn and matching worker in a temp dir (never 6379), runs the rounds of
-tests/crash/harness.py in a shuffled mix of the crash kinds, and prints per kind:
+localrun/crash.py in a shuffled mix of the crash kinds, and prints per kind:
 rounds, orders, lost, doubled, mismatches (store.verify differences) and recovery time
 (crash -> first new commit) p50/max. The last line is one JSON object. Exit 1 if
 anything was lost, doubled or mismatched.
@@ -14,20 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from tests.crash.harness import KINDS, ROUNDS, Cluster
-
-
-def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    values = sorted(values)
-    return round(values[min(len(values) - 1, int(q * len(values)))], 3)
+from bench.measure import percentile
+from localrun.crash import KINDS, ROUNDS, Cluster
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,12 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict = {"seed": seed, "seconds": round(time.monotonic() - started, 1),
                      "kinds": {}}
     for kind, t in tally.items():
-        rec = t["recovery"]
+        rec = [round(s, 3) for s in t["recovery"]]
         row = {"rounds": t["rounds"], "orders": t["orders"], "lost": t["lost"],
                "doubled": t["doubled"], "mismatches": t["mismatches"],
-               "recovery_p50_s": round(statistics.median(rec), 3) if rec else None,
-               "recovery_max_s": round(max(rec), 3) if rec else None,
-               "recovery_p90_s": _pct(rec, 0.9), "problems": len(t["problems"])}
+               "recovery_p50_s": percentile(rec, 50),
+               "recovery_max_s": max(rec, default=None),
+               "recovery_p90_s": percentile(rec, 90), "problems": len(t["problems"])}
         summary["kinds"][kind] = row
         print(f"{kind:<14}{row['rounds']:>7}{row['orders']:>8}{row['lost']:>6}"
               f"{row['doubled']:>8}{row['mismatches']:>9}{str(row['recovery_p50_s']):>10}"

@@ -26,11 +26,11 @@ import sqlalchemy as sa
 
 from archive import db, tables
 from archive.mover import Mover
+from localrun.processes import RedisServer
 from schemas.markets import get_market
 from schemas.orders import PlaceOrderSchema
 from settings import Settings
 from store import journal, keys
-from tests.support import RedisServer
 from workers.apply import SymbolMatcher
 from workers.lease import Lease
 
@@ -73,6 +73,18 @@ def _flow(schema, market, start: int, n: int):
     return items, resting
 
 
+def feed(r, schema, market, matcher, start: int, n: int, to_cancel: list[str]) -> int:
+    """Journal orders start..start+n of the ``_flow`` mix, cancel the oldest resting ones
+    past 200 open, and let the matcher apply it all; returns n."""
+    items, resting = _flow(schema, market, start, n)
+    accepted = journal.accept_many(r, items, 1_000_000)
+    to_cancel += [accepted[i - start].order_id for i in resting]
+    while len(to_cancel) > 200:
+        journal.request_cancel(r, to_cancel.pop(0), None, "bench-cancel")
+    matcher.drain()
+    return len(items)
+
+
 def _archive_size(url: str) -> int:
     eng = db.engine(url)
     if eng.dialect.name == "sqlite":
@@ -93,7 +105,7 @@ def run(orders: int, mover_on: bool = True, after: float = 1.0, move_every: int 
     with tempfile.TemporaryDirectory(prefix="bench-sustained-") as tmp:
         pg = None
         if postgres:
-            from tests.archive.pg import PostgresServer
+            from localrun.postgres import PostgresServer
 
             pg = PostgresServer().start()
             url = pg.url
@@ -119,13 +131,8 @@ def _run(server, url, orders, mover_on, after, move_every, report) -> dict:
     started = time.perf_counter()
     report(f"{'orders':>9} {'open':>6} {'redis MB':>9} {'archived':>9} {'archive MB':>10}")
     for start in range(0, orders, CHUNK):
-        items, resting = _flow(schema, market, start, min(CHUNK, orders - start))
-        accepted = journal.accept_many(r, items, 1_000_000)
-        to_cancel += [accepted[i - start].order_id for i in resting]
-        while len(to_cancel) > 200:
-            journal.request_cancel(r, to_cancel.pop(0), None, "bench-cancel")
-        matcher.drain()
-        done = start + len(items)
+        done = start + feed(r, schema, market, matcher, start, min(CHUNK, orders - start),
+                            to_cancel)
         if mover_on and done % move_every == 0:
             t0 = time.perf_counter()
             moved += mover.run(budget_seconds=60).orders

@@ -14,7 +14,7 @@ trade it made, on a sample), missed trades, doubled trades, orderbook chain brea
 one JSON object with those figures.
 
 ``--storm``: the clients connect and subscribe to ``trade`` at the same moment (a
-deploy's reconnect storm, tests/ws_crowd.py), then the order flow runs; figures: acks,
+deploy's reconnect storm, localrun/ws_crowd.py), then the order flow runs; figures: acks,
 time to the last ack, clients that got every trade exactly once in order.
 ``--idle N``: N clients subscribe and stay idle; figures: web RSS per connection and
 the round trip of a ``ping`` frame on one more connection while they are held.
@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import multiprocessing as mp
-import os
 import random
 import selectors
 import shutil
@@ -39,9 +38,17 @@ from pathlib import Path
 
 import orjson
 
+from bench.measure import cpu_seconds, percentile, process_tree, rss_mb
 from bench.ws_place import server_frames
+from localrun.processes import (
+    RedisServer,
+    free_port,
+    start_gunicorn,
+    start_worker,
+    stop,
+    wait_until,
+)
 from store import codec, keys
-from tests.support import RedisServer, free_port, start_gunicorn, start_worker, stop, wait_until
 
 SYMBOLS = ("BTC-USD", "ETH-USD")
 TICK, LOT = {"BTC-USD": 100, "ETH-USD": 100}, {"BTC-USD": 1000, "ETH-USD": 100}
@@ -356,50 +363,6 @@ def _synthetic_flow(r, rate: float, seconds: float, stop_at: list) -> None:
 # ---------------------------------------------------------------- driver
 
 
-def _rss_mb(root_pid: int) -> float:
-    """Resident memory of a process and its children (gunicorn master + workers)."""
-    total = 0
-    try:
-        for pid in _tree(root_pid):
-            with open(f"/proc/{pid}/statm") as fh:
-                total += int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        pass
-    return round(total / 2**20, 1)
-
-
-def _cpu_s(pids) -> float:
-    """utime + stime of these processes, in seconds."""
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def _tree(root_pid: int) -> list[int]:
-    pids = [root_pid]
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == root_pid:
-                        pids.append(int(entry))
-            except OSError:
-                pass
-    return pids
-
-
-def _pct(values, q: float):
-    if not values:
-        return None
-    return values[min(len(values) - 1, int(q * len(values)))]
-
-
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--clients", type=int, default=1000)
@@ -455,7 +418,7 @@ def main(argv=None) -> dict:
 
             wait_until(healthy, timeout=60, interval=0.3, what="matcher ready (GET /api/health)")
             conn.close()
-        rss_before = _rss_mb(web.pid)
+        rss_before = rss_mb(web.pid)
         ctx = mp.get_context("fork")
         per = [args.clients // args.procs + (1 if i < args.clients % args.procs else 0)
                for i in range(args.procs)]
@@ -477,13 +440,13 @@ def main(argv=None) -> dict:
             connect_errors += errs
         connect_s = time.monotonic() - t_conn
         time.sleep(1.0)  # subscriptions and snapshots settle
-        rss_idle = _rss_mb(web.pid)
+        rss_idle = rss_mb(web.pid)
         print(f"connected {connected}/{args.clients} clients in {connect_s:.1f}s "
               f"(errors {connect_errors}); server RSS {rss_before} -> {rss_idle} MB", flush=True)
 
         baseline = {s: int(r.get(keys.trade_seq(s)) or 0) for s in SYMBOLS}
-        web_pids, client_pids = _tree(web.pid), [proc.pid for proc in procs]
-        cpu0 = (_cpu_s(web_pids), _cpu_s(client_pids))
+        web_pids, client_pids = process_tree(web.pid), [proc.pid for proc in procs]
+        cpu0 = (cpu_seconds(web_pids), cpu_seconds(client_pids))
         for cmd, _ in pipes:
             cmd.send("go")
         sent: dict = {}
@@ -524,8 +487,8 @@ def main(argv=None) -> dict:
         for _, out in pipes:
             window_events += out.recv()[1]
         window_s = time.monotonic() - t_flow
-        rss_load = _rss_mb(web.pid)
-        cpu = (_cpu_s(web_pids) - cpu0[0], _cpu_s(client_pids) - cpu0[1])
+        rss_load = rss_mb(web.pid)
+        cpu = (cpu_seconds(web_pids) - cpu0[0], cpu_seconds(client_pids) - cpu0[1])
         for cmd, _ in pipes:
             cmd.send("stop")
         counts, clients, lat, sample = {}, [], array("i"), []
@@ -560,11 +523,11 @@ def main(argv=None) -> dict:
             "trades": expected,
             "events_per_s": round(window_events / window_s, 1),
             "events": counts.get("events", 0),
-            "p50_ms": _pct(lat_sorted, 0.50),
-            "p99_ms": _pct(lat_sorted, 0.99),
+            "p50_ms": percentile(lat_sorted, 50),
+            "p99_ms": percentile(lat_sorted, 99),
             "max_ms": lat_sorted[-1] if lat_sorted else None,
-            "accept_p50_ms": _pct(accept, 0.50),
-            "accept_p99_ms": _pct(accept, 0.99),
+            "accept_p50_ms": percentile(accept, 50),
+            "accept_p99_ms": percentile(accept, 99),
             "missed": missed,
             "doubled": counts.get("doubled", 0),
             "chain_breaks": counts.get("chain_breaks", 0),
@@ -601,8 +564,8 @@ def _storm_or_idle(args) -> dict:
     gunicorn with WEB_CONCURRENCY workers)."""
     import websocket
 
-    from tests.load.test_many_clients import Node
-    from tests.ws_crowd import Storm, raise_fd_limit
+    from localrun.node import Node
+    from localrun.ws_crowd import Storm, raise_fd_limit
 
     raise_fd_limit()
     clients = args.idle or args.clients
@@ -610,10 +573,10 @@ def _storm_or_idle(args) -> dict:
     node = Node(workdir, WEB_CONCURRENCY=str(args.web_concurrency))
     storm = Storm(node.port, clients, max(args.procs, 4), SYMBOLS)
     try:
-        rss_before = _rss_mb(node.web.pid)
+        rss_before = rss_mb(node.web.pid)
         acked, connect_s = storm.connect(timeout=600)
         time.sleep(2)
-        rss_held = _rss_mb(node.web.pid)
+        rss_held = rss_mb(node.web.pid)
         result = {"mode": "idle" if args.idle else "storm", "clients": clients,
                   "acked": acked, "to_last_ack_s": round(connect_s, 2),
                   "rss_mb": {"before": rss_before, "held": rss_held},
@@ -630,8 +593,8 @@ def _storm_or_idle(args) -> dict:
                 time.sleep(0.02)
             probe.close()
             rtts.sort()
-            result["ping_ms"] = {"p50": round(_pct(rtts, 0.5), 2),
-                                 "p99": round(_pct(rtts, 0.99), 2)}
+            result["ping_ms"] = {"p50": round(percentile(rtts, 50), 2),
+                                 "p99": round(percentile(rtts, 99), 2)}
         sent, stop_at = {}, []
         _post_flow(node.port, rate, seconds, sent, stop_at)
         r = node.redis.client(decode_responses=True)

@@ -131,30 +131,28 @@ def apply(book: OrderBook, command) -> list[Event]:
         )
     cls = command.__class__
     if cls is PlaceOrder:
-        if command.order_id in book.orders or command.order_id in book.stops:
-            raise ValueError(f"{book.symbol}: order {command.order_id} is already resting")
+        oid = command.order_id
+        # ``book.stops and``: most books hold no stop; skip that lookup (make bench, deep).
+        if oid in book.orders or (book.stops and oid in book.stops):
+            raise ValueError(f"{book.symbol}: order {oid} is already resting")
         book.last_sequence = seq
         trades_before = book.trade_sequence
-        if command.replaces_order_id is None:
-            events = _place(book, command)
-        else:
-            events = _replace(book, command)
+        events = _place(book, command)
         if book.stops and book.trade_sequence != trades_before:
             _run_triggered(book, events, seq, command.timestamp)
         return events
     if cls is CancelOrder:
-        book.last_sequence = seq
-        return _remove(book, command.order_id, _USER_CANCELLED, command.timestamp)
-    if cls is ReduceOrder:
-        book.last_sequence = seq
-        return _reduce(book, command)
-    if cls is ExpireOrder:
-        book.last_sequence = seq
-        return _remove(book, command.order_id, _EXPIRED, command.timestamp)
-    if cls is CancelAll:
-        book.last_sequence = seq
-        return _cancel_all(book, command)
-    raise TypeError(f"not a command: {command!r}")
+        events = _remove(book, command.order_id, _USER_CANCELLED, command.timestamp)
+    elif cls is ReduceOrder:
+        events = _reduce(book, command)
+    elif cls is ExpireOrder:
+        events = _remove(book, command.order_id, _EXPIRED, command.timestamp)
+    elif cls is CancelAll:
+        events = _cancel_all(book, command)
+    else:
+        raise TypeError(f"not a command: {command!r}")
+    book.last_sequence = seq  # none of these reads it: set once, after
+    return events
 
 
 def _remove(book: OrderBook, order_id: str, reason: Reason, ts: int) -> list[Event]:
@@ -239,18 +237,6 @@ def _by_sequence(o: Order) -> int:
     return o.sequence
 
 
-def _replace(book: OrderBook, cmd: PlaceOrder) -> list[Event]:
-    """Cancel the original and place the new order, in one command; if the original is no
-    longer resting or untriggered, the new order is REJECTED ORIGINAL_NOT_OPEN alone."""
-    original = cmd.replaces_order_id
-    if original not in book.orders and original not in book.stops:
-        taker = _new_order(cmd)
-        return _finish(taker, _REJECTED, _ORIGINAL_NOT_OPEN, cmd.timestamp)
-    events = _remove(book, original, _USER_CANCELLED, cmd.timestamp)
-    events.extend(_place(book, cmd))
-    return events
-
-
 def _run_triggered(book: OrderBook, events: list[Event], seq: int, ts: int) -> None:
     """Trigger the stops that the trades in ``events`` reached and run them as takers, the
     lowest sequence first, until no stop is left triggered. Appends to ``events``.
@@ -325,32 +311,52 @@ def _fok_fillable(book: OrderBook, taker: Order, price: int | None, stp_on: bool
     return False
 
 
-def _new_order(cmd: PlaceOrder) -> Order:
+def _place(book: OrderBook, cmd: PlaceOrder) -> list[Event]:
+    """A new order: a replace first cancels its original (or is rejected alone if that is
+    no longer resting or untriggered); a stop waits (or is rejected), anything else
+    matches.
+
+    The taker is built here and the replace is folded in, not in helpers: one or two Python
+    calls less per place took the deep run of ``make bench`` (``python -m
+    bench.engine_bench``) from 205k to 229k commands/s by CPU time (best of six runs of
+    400k commands each, side by side; 237k before the order-management commands).
+    """
     ts = cmd.timestamp
-    return Order(
+    taker = Order(
         cmd.order_id, cmd.side, cmd.order_type, cmd.time_in_force, cmd.price, cmd.quantity,
         cmd.sequence, ts, cmd.account_id, cmd.post_only, cmd.self_trade_prevention,
         cmd.client_order_id, cmd.stop_price, cmd.expire_time, cmd.replaces_order_id,
         cmd.sequence << RANK_SHIFT, 0, 0, _PENDING, None, ts,
     )  # fmt: skip
-
-
-def _place(book: OrderBook, cmd: PlaceOrder) -> list[Event]:
-    """A new order: a stop waits (or is rejected), anything else matches."""
-    taker = _new_order(cmd)
+    cancelled = None
+    original = cmd.replaces_order_id
+    if original is not None:
+        if original not in book.orders and original not in book.stops:
+            return _finish(taker, _REJECTED, _ORIGINAL_NOT_OPEN, ts)
+        cancelled = _remove(book, original, _USER_CANCELLED, ts)
     otype = cmd.order_type
     tif = cmd.time_in_force
     if otype == _LIMIT:
-        return _match(book, taker, cmd.price, _GTC if tif == _GTD else tif, cmd.timestamp)
-    if otype == _MARKET:
-        return _match(book, taker, None, tif, cmd.timestamp)
+        events = _match(book, taker, cmd.price, _GTC if tif == _GTD else tif, ts)
+    elif otype == _MARKET:
+        events = _match(book, taker, None, tif, ts)
+    else:
+        events = _file_stop(book, taker, ts)
+    if cancelled is None:
+        return events
+    cancelled.extend(events)
+    return cancelled
+
+
+def _file_stop(book: OrderBook, taker: Order, ts: int) -> list[Event]:
+    """A new stop order waits UNTRIGGERED, or is rejected if its condition holds already."""
     last = book.last_price
-    stop = cmd.stop_price
-    if last is not None and (last >= stop if cmd.side == _BUY else last <= stop):
-        return _finish(taker, _REJECTED, _STOP_WOULD_TRIGGER, cmd.timestamp)
+    stop = taker.stop_price
+    if last is not None and (last >= stop if taker.side == _BUY else last <= stop):
+        return _finish(taker, _REJECTED, _STOP_WOULD_TRIGGER, ts)
     taker.status = _UNTRIGGERED
     book.add_stop(taker)
-    return [_Updated(taker, _UNTRIGGERED, None, 0, 0, cmd.timestamp, taker.quantity)]
+    return [_Updated(taker, _UNTRIGGERED, None, 0, 0, ts, taker.quantity)]
 
 
 def _match(book: OrderBook, taker: Order, price: int | None, tif: TimeInForce,

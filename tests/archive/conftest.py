@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from archive import db, tables
-from tests.archive.pg import PostgresServer
+from localrun.postgres import PostgresServer
 
 
 @pytest.fixture(scope="session")

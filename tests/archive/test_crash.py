@@ -12,8 +12,8 @@ import sqlalchemy as sa
 
 from archive import db, tables
 from archive.verify import verify
+from localrun.processes import start_archiver, start_beat
 from store import keys
-from tests.archive.processes import start_archiver, start_beat
 from tests.archive.venue import Venue
 from tests.support import stop, wait_until
 from workers.archive_tasks import ARCHIVE_QUEUE, ARCHIVE_TASK

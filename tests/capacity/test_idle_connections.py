@@ -12,11 +12,12 @@ import time
 
 import pytest
 
-from bench.ws_bench import _post_flow, _rss_mb
+from bench.measure import rss_mb
+from bench.ws_bench import _post_flow
+from localrun.node import Node
+from localrun.ws_crowd import Storm, raise_fd_limit
 from store import keys
-from tests.load.test_many_clients import Node
 from tests.support import wait_until
-from tests.ws_crowd import Storm, raise_fd_limit
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not os.environ.get("CAPACITY_TESTS"), reason="make test-capacity (CAPACITY_TESTS=1)")]
@@ -31,10 +32,10 @@ def test_idle_connections_held_past_the_ping_interval_then_all_get_trades(tmp_pa
     node = Node(tmp_path)
     storm = Storm(node.port, CLIENTS, 4, SYMBOLS)
     try:
-        rss_before = _rss_mb(node.web.pid)
+        rss_before = rss_mb(node.web.pid)
         acked, seconds = storm.connect(timeout=300)
         time.sleep(2)  # allocations settle
-        rss_held = _rss_mb(node.web.pid)
+        rss_held = rss_mb(node.web.pid)
         per_conn_kib = (rss_held - rss_before) * 1024 / max(1, acked)
         print(f"\n{acked}/{CLIENTS} idle clients subscribed in {seconds:.1f} s; web RSS "
               f"{rss_before} -> {rss_held} MB: {per_conn_kib:.1f} KiB per connection")

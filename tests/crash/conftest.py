@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.crash.harness import Cluster
+from localrun.crash import Cluster
 
 
 def pytest_configure(config):

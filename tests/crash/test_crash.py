@@ -17,7 +17,7 @@ import statistics
 
 import pytest
 
-from tests.crash.harness import ROUNDS
+from localrun.crash import ROUNDS
 
 pytestmark = [pytest.mark.crash, pytest.mark.slow]
 

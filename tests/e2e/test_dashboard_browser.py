@@ -272,7 +272,7 @@ def test_trade_from_rest_appears_in_tape(page, web, stack):
                                            "orderType": "MARKET", "quantity": "0.05"})
     page.wait_for_function(f"() => ({last_close})() === 101.25", timeout=WAIT_MS)
     bars = page.evaluate("() => window.dashboard.chart.series.data().map(b => b.time)")
-    assert all(bar % 300 == 0 for bar in bars)  # 5-minute buckets
+    assert bars and all(bar % 300 == 0 for bar in bars)  # 5-minute buckets
 
 
 def test_order_from_form_rests_then_cancel_from_page(page, web, stack):

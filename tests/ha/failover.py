@@ -3,7 +3,7 @@
 A ``Service`` is the real stack on a ``SentinelSetup`` or ``ClusterSetup``
 (tests/ha/servers.py): gunicorn, the matching worker and a READ_ONLY gunicorn on the
 replicas, all configured through the env (settings.py), REDIS_URL pointing nowhere.
-``run_failover`` drives the crash harness's client load (tests/crash/harness.py: every
+``run_failover`` drives the crash harness's client load (localrun/crash.py: every
 kind of order, cancels, reduces, replaces, cancel-alls) and a WebSocket client that
 records every trade, kills the primary (Sentinel: THE primary; Cluster: the primary of
 the busy symbol's slot), lets it come back as a replica, and returns the figures:
@@ -32,9 +32,9 @@ import orjson
 import redis
 import websocket
 
+from localrun.crash import Load, get_json
 from store import connect, keys
 from store.verify import verify
-from tests.crash.harness import Load, get_json
 from tests.ha.servers import FAST_SYNC, ClusterSetup, SentinelSetup
 from tests.support import free_port, start_gunicorn, start_worker, stop, wait_until
 

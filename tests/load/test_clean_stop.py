@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from tests.crowd import Crowd, request
+from localrun.crowd import Crowd, request
+from localrun.ws_crowd import Storm
 from tests.support import RedisServer, free_port, start_gunicorn, stop
-from tests.ws_crowd import Storm
 
 pytestmark = pytest.mark.slow
 

@@ -12,53 +12,14 @@ import os
 
 import pytest
 
-from tests.crowd import Crowd, request
-from tests.support import RedisServer, free_port, start_gunicorn, start_worker, stop, wait_until
+from localrun.crowd import Crowd, request
+from localrun.node import HEADERS, Node
 
 pytestmark = pytest.mark.slow
 
 READERS = int(os.environ.get("CROWD_READERS", "1000"))
 WRITERS = int(os.environ.get("CROWD_WRITERS", "500"))
 ROUNDS = int(os.environ.get("CROWD_ROUNDS", "1"))  # requests per client
-ACCOUNT, KEY = "crowd", "key-crowd"
-HEADERS = {"X-API-Key": KEY}
-
-
-class Node:
-    """redis-server + worker + gunicorn; ``close()`` stops them all."""
-
-    def __init__(self, tmp, **web_env: str):
-        self.redis = RedisServer(tmp / "redis").start()
-        self.port = free_port()
-        env = {"API_KEYS": f"{KEY}:{ACCOUNT}", "LOG_DIR": str(tmp / "logs"),
-               "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{self.port}"}
-        self.worker = start_worker(self.redis.url, tmp / "worker.log", **env)
-        self.web = start_gunicorn(self.redis.url, self.port, tmp / "gunicorn.log",
-                                  **{**env, **web_env})
-        crowd = Crowd(self.port)
-        wait_until(lambda: crowd.run([[health()]]).answers[0].status == 200, timeout=60,
-                   interval=0.2, what="/api/health 200")
-
-    def listed_ids(self) -> list[str]:
-        """Every order id the account lists, following the cursor."""
-        ids, cursor, crowd = [], None, Crowd(self.port)
-        while True:
-            path = "/api/orders?limit=1000" + (f"&cursor={cursor}" if cursor else "")
-            answer = crowd.run([[("GET", path, request("GET", path, headers=HEADERS))]])
-            page = answer.answers[0].json()
-            ids += [o["id"] for o in page["orders"]]
-            cursor = page["nextCursor"]
-            if not cursor:
-                return ids
-
-    def close(self) -> None:
-        stop(self.web)
-        stop(self.worker)
-        self.redis.stop()
-
-
-def health():
-    return ("GET", "/api/health", request("GET", "/api/health"))
 
 
 def read(i: int):

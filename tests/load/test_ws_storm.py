@@ -10,10 +10,10 @@ import os
 import pytest
 
 from bench.ws_bench import _post_flow
+from localrun.node import Node
+from localrun.ws_crowd import Storm, raise_fd_limit
 from store import keys
-from tests.load.test_many_clients import Node
 from tests.support import wait_until
-from tests.ws_crowd import Storm, raise_fd_limit
 
 pytestmark = pytest.mark.slow
 

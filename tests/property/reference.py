@@ -11,25 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.types import LevelChanged, OrderUpdated, TradeExecuted
-
-
-def render(event) -> tuple:
-    """A plain-tuple rendering of an engine event, comparable with the reference's."""
-    if isinstance(event, TradeExecuted):
-        return (
-            "trade", event.sequence, event.price, event.quantity,
-            event.maker_order_id, event.taker_order_id, str(event.taker_side), event.timestamp,
-        )  # fmt: skip
-    if isinstance(event, OrderUpdated):
-        return (
-            "order", event.order.id, str(event.status),
-            None if event.reason is None else str(event.reason),
-            event.filled, event.notional, event.updated_at, event.quantity,
-        )  # fmt: skip
-    if isinstance(event, LevelChanged):
-        return ("level", str(event.side), event.price, event.quantity, event.orders)
-    raise TypeError(event)
+from localrun.replay import render  # noqa: F401  (the engine's events as plain tuples)
 
 
 @dataclass

@@ -22,10 +22,17 @@ from pathlib import Path
 
 import redis
 
+from localrun.processes import (
+    RedisServer,
+    free_port,
+    start_gunicorn,
+    start_worker,
+    stop,
+    wait_until,
+)
 from settings import Settings
 from store import keys
 from store.verify import verify
-from tests.support import RedisServer, free_port, start_gunicorn, start_worker, stop, wait_until
 
 SYMBOLS = ("BTC-USD", "ETH-USD")
 FAULT_POINTS = ("after_read", "before_commit", "after_commit")

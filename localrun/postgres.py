@@ -1,4 +1,4 @@
-"""A PostgreSQL server of the tests' own: initdb + pg_ctl in a temp dir on a free port.
+"""A PostgreSQL server of our own (tests, benches): initdb + pg_ctl in a temp dir on a free port.
 
 Never the machine's PostgreSQL (5432): its data directory, socket and port are ours, and
 it is stopped at the end. As root, the server runs as the ``postgres`` user (initdb
@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.support import free_port, wait_until
+from localrun.processes import free_port, wait_until
 
 
 def pg_bin() -> Path | None:
