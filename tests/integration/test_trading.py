@@ -15,7 +15,7 @@ from workers.celery_app import make_celery
 
 def _desk(settings, **changes) -> trading.Desk:
     settings = settings.replace(**changes)
-    return trading.Desk(connect(settings.redis_url), make_celery(settings), settings)
+    return trading.Desk(connect(settings), make_celery(settings), settings)
 
 
 def _load(desk, body):
