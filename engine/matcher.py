@@ -136,9 +136,11 @@ def apply(book: OrderBook, command) -> list[Event]:
         if oid in book.orders or (book.stops and oid in book.stops):
             raise ValueError(f"{book.symbol}: order {oid} is already resting")
         book.last_sequence = seq
+        if not book.stops:  # nothing to trigger (a stop this command files cannot trade)
+            return _place(book, command)
         trades_before = book.trade_sequence
         events = _place(book, command)
-        if book.stops and book.trade_sequence != trades_before:
+        if book.trade_sequence != trades_before:
             _run_triggered(book, events, seq, command.timestamp)
         return events
     if cls is CancelOrder:
@@ -316,10 +318,10 @@ def _place(book: OrderBook, cmd: PlaceOrder) -> list[Event]:
     no longer resting or untriggered); a stop waits (or is rejected), anything else
     matches.
 
-    The taker is built here and the replace is folded in, not in helpers: one or two Python
-    calls less per place took the deep run of ``make bench`` (``python -m
-    bench.engine_bench``) from 205k to 229k commands/s by CPU time (best of six runs of
-    400k commands each, side by side; 237k before the order-management commands).
+    The taker is built here and the replace is folded in, not in helpers (with apply's
+    no-stops shortcut): the deep run of ``make bench`` (``python -m bench.engine_bench``)
+    went from 184k to 190k commands/s by CPU time (211k before the order-management
+    commands; median of 8 interleaved runs of 300k commands, both engines in one process).
     """
     ts = cmd.timestamp
     taker = Order(
