@@ -34,12 +34,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-import orjson
 import redis
 
 from schemas.markets import get_market
 from settings import Settings
-from store import keys
+from store import events, keys
 from tests.replay import diff_against_replay
 from tests.support import RedisServer, free_port, start_gunicorn, start_worker, stop, wait_until
 
@@ -85,7 +84,7 @@ class CommitWatcher:
                 raise
 
     def _record(self, msg) -> None:
-        event = orjson.loads(msg["data"])
+        event = events.parse(msg["data"])  # both message shapes (store/events.py)
         if event.get("type") != "commit":
             return
         self.commits += 1
