@@ -34,7 +34,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import orjson
 import redis
 
 from bench.compare import (
@@ -59,7 +58,7 @@ from localrun.processes import (
 from localrun.replay import diff_against_replay
 from schemas.markets import get_market
 from settings import Settings
-from store import keys
+from store import events, keys
 
 ROOT = Path(__file__).resolve().parent.parent
 SYMBOLS = ("BTC-USD", "ETH-USD")
@@ -96,7 +95,7 @@ class CommitWatcher:
                 raise
 
     def _record(self, msg) -> None:
-        event = orjson.loads(msg["data"])
+        event = events.parse(msg["data"])  # both message shapes (store/events.py)
         if event.get("type") != "commit":
             return
         self.commits += 1

@@ -296,8 +296,8 @@ def _cancelled_by(queued) -> list[dict]:
 
 
 def _by_client_id(account: str, q: dict) -> list[dict]:
-    """``GET /api/orders?clientOrderId=``: the caller's order with it, if the other
-    filters let it through."""
+    """``GET /api/orders?clientOrderId=``: the caller's orders with it (one per market at
+    most: unique per account and symbol) that the other filters let through."""
     symbols = [q["symbol"]] if q["symbol"] else settings().symbols
     return [events.order_from_hash(h, all_markets()[h["sym"]])
             for h in read.client_orders(get_redis(), account, symbols, q["client_order_id"])
