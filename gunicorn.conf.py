@@ -49,10 +49,6 @@ import signal
 import tempfile
 import threading
 
-import gunicorn_onewrite
-
-gunicorn_onewrite.install()  # headers and body in one sendall (see the module)
-
 
 def _raise_open_files_limit() -> int:
     """Every client socket is a file descriptor: lift the soft RLIMIT_NOFILE to the hard

@@ -14,35 +14,6 @@ from flask import Flask, current_app
 from store.pool import waiting_client
 
 
-def _native_zero_polls() -> None:
-    """The pool checks every connection it hands out for stray data with a zero-timeout
-    ``select.poll`` (redis-py's hiredis parser). Under gevent that poll is gevent's
-    cooperative one (a watcher per fd, a hub round); a zero timeout never blocks, so the
-    process's own poll does the same for a fraction of the cost. Other timeouts (pub/sub
-    waits) stay cooperative. Measured: see README "Cost per order"."""
-    from redis._parsers import hiredis as parser
-
-    try:
-        from gevent.monkey import get_original
-    except ImportError:  # no gevent: select.poll is the native one already
-        return
-    native_poll = get_original("select", "poll")
-    cooperative = getattr(parser._socket_can_read, "cooperative", parser._socket_can_read)
-
-    def socket_can_read(sock, timeout):
-        if timeout == 0 and not hasattr(sock, "pending"):  # TLS keeps its own buffer
-            poller = native_poll()
-            poller.register(sock, 1)  # POLLIN
-            return bool(poller.poll(0))
-        return cooperative(sock, timeout)
-
-    socket_can_read.cooperative = cooperative
-    parser._socket_can_read = socket_can_read
-
-
-_native_zero_polls()
-
-
 def connect(url: str, max_connections: int = 32, wait_seconds: float = 2.0) -> redis.Redis:
     """A client with short timeouts, so an outage fails fast (503), and a bounded pool."""
     return waiting_client(
