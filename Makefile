@@ -51,7 +51,9 @@ bench: install
 	$(PY) -m bench.engine_bench
 
 # Whole pipeline under load (own redis-server, gunicorn, one worker; wrk as the client).
-# LOAD_ARGS e.g. "--mode single --seconds 30 --clients 64 --profile" (py-spy: pip install),
+# LOAD_ARGS e.g. "--mode single --seconds 30 --clients 64 --profile" (py-spy, requirements-dev),
+# "--compare" (then the same load against bench/floor.py: bare Flask + one Redis SET),
+# "--log-level WARNING" (default INFO, production: an access line per POST),
 # "--rate-limits count" (the limiter on, counting every request: its cost).
 load: install
 	@command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
