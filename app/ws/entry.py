@@ -24,9 +24,10 @@ import redis
 from marshmallow import ValidationError
 
 from app.errors import ApiError
+from schemas import ws as frames
 from store.pool import PoolExhausted
 
-OPS = ("place", "cancel")
+OPS = frames.ENTRY_OPS
 REQ_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
