@@ -42,7 +42,7 @@ test-crowd: install
 # 5000 idle WebSocket connections on one node held past the 25 s ping interval, then
 # all receiving trades; prints memory per connection (about a minute).
 test-capacity: install
-	CAPACITY_TESTS=1 $(PY) -m pytest -q -s tests/capacity
+	IDLE_PING_INTERVAL=25 $(PY) -m pytest -q -s tests/capacity
 
 lint: install
 	$(VENV)/bin/ruff check .

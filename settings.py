@@ -86,6 +86,9 @@ class Settings:
     # The WebSocket relay gathers what is published over a pause and sends it in one write
     # per client; the pause grows with the sockets served (40 us each), up to this.
     ws_batch_ms: float = 20.0
+    # Seconds between the server's pings on each WebSocket; a client that misses a pong
+    # is closed. (The capacity test shortens it to hold sockets past it in make test.)
+    ws_ping_interval: float = 25.0
     # Redis connections per web process (REST and the WebSocket relay's reads share them)
     # and how long a request waits for a free one before it is answered 503 OVERLOADED.
     # A node opens at most WEB_CONCURRENCY x (redis_pool_size + 2) connections: the pool,
@@ -214,6 +217,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         heartbeat_stale_seconds=float(env.get("HEARTBEAT_STALE_SECONDS") or 5.0),
         worker_metrics_port=int(env.get("WORKER_METRICS_PORT") or 0),
         ws_batch_ms=float(env.get("WS_BATCH_MS") or 20.0),
+        ws_ping_interval=float(env.get("WS_PING_INTERVAL") or 25.0),
         rate_limits=env.get("RATE_LIMITS") or DEFAULT_RATE_LIMITS,
         trusted_proxies=int(env.get("TRUSTED_PROXIES") or 0),
         rate_limit_redis_url=env.get("RATE_LIMIT_REDIS_URL") or None,

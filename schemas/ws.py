@@ -15,6 +15,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from schemas.market_data import INTERVALS
 
 OPS = ("subscribe", "unsubscribe", "ping", "auth")
+ENTRY_OPS = ("place", "cancel")  # order entry: app.ws.entry, validated like REST bodies
 CHANNELS = ("orderbook", "trade", "order_status", "ticker", "candles")
 
 # Error codes sent back to the client.
@@ -123,7 +124,8 @@ def parse_frame(raw) -> Frame:
         raise FrameError(BAD_FRAME, "A frame is a JSON object.")
     op = raw.get("op")
     if op not in _SCHEMAS:
-        raise FrameError(UNKNOWN_OP, f"Unknown op {op!r}; expected one of {', '.join(OPS)}.")
+        expected = ", ".join(OPS + ENTRY_OPS)
+        raise FrameError(UNKNOWN_OP, f"Unknown op {op!r}; expected one of {expected}.")
     if op in ("subscribe", "unsubscribe"):
         channel = raw.get("channel")
         if channel is None:

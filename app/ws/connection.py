@@ -69,6 +69,7 @@ TOO_MANY_CONNECTIONS_CLOSE = (1008, "too many connections")
 # client is told to come back, never left with a silent gap.
 TRADES_UNAVAILABLE = (1013, "try again later: trade backfill failed")
 BACKFILL_RETRIES = (0.05, 0.2, 0.5)  # seconds between attempts before closing
+_NONE: frozenset = frozenset()
 _UNANSWERED = ("", "")  # a frame ignored without an answer (past the rate limit)
 WAIT_SECONDS = 30  # the own thread's longest sleep without a frame or an event
 GOING_AWAY = (1001, "server shutting down")
@@ -140,15 +141,17 @@ class Connection:
         self._resync = False
         self.books: dict[str, feeds.BookChain] = {}
         self.trades: dict[str, int] = {}  # symbol -> last trade sequence sent
-        self.status_symbols: set[str] = set()
-        self.status_orders: set[str] = set()
-        self.market: set[tuple] = set()  # (ticker|candles, symbol, interval or None)
+        # Subscription sets are frozensets replaced on change: most sockets never use
+        # most of them, and every empty one is the same object (a set() costs 216 B).
+        self.status_symbols: frozenset[str] = _NONE
+        self.status_orders: frozenset[str] = _NONE
+        self.market: frozenset[tuple] = _NONE  # (ticker|candles, symbol, interval or None)
         rate = config_for(app)  # app.ratelimit: ws_frames per connection, ws_connections
         self.frame_budget = FrameBudget(rate.ws_frames) if rate.enabled else None
         self.conn_id, self.ip = secrets.token_hex(8), None
         self._slots, self._slot_renewed = None, time.monotonic()
         self.account: str | None = None
-        self._registered: set[str] = set()  # hub registrations (symbols, ALL)
+        self._registered: frozenset[str] = _NONE  # hub registrations (symbols, ALL)
         self._redis = None
         self._entries = 0  # orders and cancels sent over this socket (their request ids)
 
@@ -244,7 +247,7 @@ class Connection:
                 _connections.discard(self)
             for target in list(self._registered):
                 self.hub.remove_listener(target, self)
-            self._registered.clear()
+            self._registered = _NONE
             if self.market:
                 feed = get_feed(self.app)
                 for _, symbol, _ in self.market:
@@ -403,7 +406,7 @@ class Connection:
         if target not in self.market:
             self._room_for_one_more()
         feed = get_feed(self.app)
-        self.market.add(target)
+        self.market = self.market | {target}
         feed.add(frame.symbol, self)
         self.send_obj(_ack("subscribed", frame))
         current = feed.current(*target)
@@ -411,7 +414,7 @@ class Connection:
             self.transport.send(text_frame(current))
 
     def _unsubscribe_market(self, frame) -> None:
-        self.market.discard((frame.channel, frame.symbol, frame.interval))
+        self.market = self.market - {(frame.channel, frame.symbol, frame.interval)}
         if not any(symbol == frame.symbol for _, symbol, _ in self.market):
             get_feed(self.app).remove(frame.symbol, self)
         self.send_obj(_ack("unsubscribed", frame))
@@ -434,7 +437,7 @@ class Connection:
     # subscriptions ----------------------------------------------------------------------
     def _register(self, target: str) -> None:
         if target not in self._registered:
-            self._registered.add(target)
+            self._registered = self._registered | {target}
             self.hub.add_listener(target, self)
 
     def _unregister_unused(self) -> None:
@@ -442,7 +445,7 @@ class Connection:
         if self.status_orders:
             used.add(ALL)
         for target in self._registered - used:
-            self._registered.discard(target)
+            self._registered = self._registered - {target}
             self.hub.remove_listener(target, self)
 
     def _op_subscribe(self, frame) -> None:
@@ -467,11 +470,11 @@ class Connection:
         elif channel == "trade":
             self._subscribe_trades(frame)
         elif frame.order_id is not None:
-            self.status_orders.add(frame.order_id)
+            self.status_orders = self.status_orders | {frame.order_id}
             self._register(ALL)
             self.send_obj(_ack("subscribed", frame))
         else:
-            self.status_symbols.add(symbol)
+            self.status_symbols = self.status_symbols | {symbol}
             self._register(symbol)
             self.send_obj(_ack("subscribed", frame))
 
@@ -519,9 +522,9 @@ class Connection:
         elif channel == "trade":
             self.trades.pop(symbol, None)
         elif frame.order_id is not None:
-            self.status_orders.discard(frame.order_id)
+            self.status_orders = self.status_orders - {frame.order_id}
         else:
-            self.status_symbols.discard(symbol)
+            self.status_symbols = self.status_symbols - {symbol}
         self._unregister_unused()
         self.send_obj(_ack("unsubscribed", frame))
 

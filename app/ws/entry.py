@@ -24,9 +24,10 @@ import redis
 from marshmallow import ValidationError
 
 from app.errors import ApiError
+from schemas import ws as frames
 from store.pool import PoolExhausted
 
-OPS = ("place", "cancel")
+OPS = frames.ENTRY_OPS
 REQ_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -39,13 +40,13 @@ _BAD_REQ_ID = ApiError(400, "VALIDATION_ERROR", "Invalid request.", {
     "reqId": ["Required: 1 to 64 characters, each a letter, a digit or one of _ . : -"]})
 
 
-def handle(conn, frames: list[tuple[object, dict]]) -> list[bytes]:
-    """The answers to ``frames`` (``place``/``cancel``; each ``(text, orjson parse)``),
+def handle(conn, received: list[tuple[object, dict]]) -> list[bytes]:
+    """The answers to ``received`` (``place``/``cancel``; each ``(text, orjson parse)``),
     in order. The places of a run are journaled in one round trip (``place_orders``), in
     frame order, as REST's batch does."""
     out: list[bytes] = []
     run: list[tuple[str, dict]] = []  # (reqId, body) of places not yet journaled
-    for data, raw in frames:
+    for data, raw in received:
         req_id = raw.get("reqId")
         if not (isinstance(req_id, str) and REQ_ID.match(req_id)):
             out.append(_error_frame(None, _BAD_REQ_ID))
