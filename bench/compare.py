@@ -137,15 +137,19 @@ WORKER_PHASES = (
 )
 
 
+def collapsed_samples(collapsed: str):
+    """``(stack, samples)`` of each line of a py-spy raw (collapsed) profile."""
+    for line in collapsed.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            yield stack, int(count)
+
+
 def breakdown(collapsed: str, phases=WEB_PHASES) -> list[tuple[str, float]]:
     """Share of a py-spy raw profile's samples per phase (the rest: "loop, other")."""
     counts: dict[str, int] = {}
     total = 0
-    for line in collapsed.splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        n = int(count)
+    for stack, n in collapsed_samples(collapsed):
         total += n
         name = next((name for name, markers in phases
                      if any(m in stack for m in markers)), "gunicorn/gevent loop, other")

@@ -42,6 +42,7 @@ from bench.compare import (
     ProcessCpu,
     RedisCommandStats,
     breakdown,
+    collapsed_samples,
     print_breakdown,
     print_commandstats,
     run_floor,
@@ -209,11 +210,7 @@ def _frame_name(frame: str) -> str:
 def hot_spots(collapsed: str, top: int) -> dict:
     """Self time by function (leaf frame) and inclusive time of project functions."""
     self_time, inclusive, total = collections.Counter(), collections.Counter(), 0
-    for line in collapsed.splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        n = int(count)
+    for stack, n in collapsed_samples(collapsed):
         total += n
         frames = [_frame_name(f) for f in stack.split(";")]
         frames = [f for f in frames if not f.startswith(("process ", "thread "))]
