@@ -189,8 +189,30 @@ def wait_after_any(r: redis.Redis, cursors: dict[str, int], block_ms: int) -> bo
     """Block up to ``block_ms`` until any symbol's journal has an entry past its cursor."""
     if block_ms <= 0 or not cursors:
         return False
+    if len(cursors) > 1 and isinstance(r, redis.RedisCluster):
+        return _poll_after_any(r, cursors, block_ms)
     streams = {keys.journal(sym): keys.stream_id(after) for sym, after in cursors.items()}
     return bool(r.xread(streams, count=1, block=block_ms))
+
+
+POLL_SECONDS = 0.002
+
+
+def _poll_after_any(r, cursors: dict[str, int], block_ms: int) -> bool:
+    """A Redis Cluster refuses an XREAD over several slots: look at the symbols'
+    sequences instead (one pipelined round trip per node) every 2 ms for the linger."""
+    deadline = time.monotonic() + block_ms / 1000
+    symbols = list(cursors)
+    while True:
+        with r.pipeline(transaction=False) as pipe:
+            for sym in symbols:
+                pipe.get(keys.seq(sym))
+            seqs = pipe.execute()
+        if any(int(seq or 0) > cursors[sym] for sym, seq in zip(symbols, seqs, strict=True)):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_SECONDS)
 
 
 def last_sequence(r: redis.Redis, symbol: str) -> int:

@@ -325,6 +325,8 @@ def _replica_trade_seqs(setup, victim, symbols) -> dict[str, int]:
     for s, server in replicas.items():
         c = server.client(decode_responses=True)
         try:
+            if isinstance(setup, ClusterSetup):
+                c.execute_command("READONLY")  # a cluster replica serves reads only so
             out[s] = int(c.get(keys.trade_seq(s)) or 0)
         finally:
             c.close()
