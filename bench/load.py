@@ -13,7 +13,11 @@ Per mode it prints: accepted/s (orders accepted during the run / run time), proc
 reached its accepted sequence), POST latency p50/p99 (wrk), and accept->processed
 p50/p99 (order ``timestamp`` vs the ``timestamp`` of the commit message that applied it,
 read from the events channel). Then it checks the final state of every symbol against a
-replay of its journal through the engine (``tests.replay``). With ``--profile`` py-spy
+replay of its journal through the engine (``tests.replay``). ``--cluster``: the same on a
+local Redis Cluster (3 primaries + 3 replicas, tests/ha/servers.py) with a broker Redis
+beside it; ``--replica`` gives the single Redis a replica and ``--replica-acks N`` sets
+REPLICA_ACKS (run ``--replica`` and ``--replica --replica-acks 1`` back to back for the cost
+of the WAIT per accept). With ``--profile`` py-spy
 samples the gunicorn workers and the matching worker during the run and the top hot
 spots are printed. The LAST line is one JSON object with every figure.
 """
@@ -39,6 +43,7 @@ import redis
 
 from schemas.markets import get_market
 from settings import Settings
+from store import events as store_events
 from store import keys
 from tests.replay import diff_against_replay
 from tests.support import RedisServer, free_port, start_gunicorn, start_worker, stop, wait_until
@@ -60,10 +65,14 @@ def percentile(values: list[float], p: float) -> float | None:
 class CommitWatcher:
     """Subscribes to the events channels; accept->commit latency of every applied order."""
 
-    def __init__(self, url: str):
-        self.client = redis.Redis.from_url(url)
-        self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        for symbol in SYMBOLS:  # sharded pub/sub, one channel per market (app/events.py)
+    def __init__(self, url: str, cluster=None):
+        self.cluster = cluster
+        if cluster is not None:  # a RedisCluster: one subscription per slot's node
+            self.client, self.pubsub = store_events.subscribe(cluster, SYMBOLS)
+        else:
+            self.client = redis.Redis.from_url(url)
+            self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        for symbol in SYMBOLS if cluster is None else ():  # sharded, one channel per market
             self.pubsub.ssubscribe(keys.events_channel(symbol))
         self.latencies: list[int] = []
         self.commits = 0
@@ -72,6 +81,8 @@ class CommitWatcher:
         self._thread.start()
 
     def _run(self) -> None:
+        if self.cluster is not None:
+            return self._run_cluster()
         try:
             # listen() blocks without a socket timeout: a get_message(timeout) can time out
             # in the middle of a large commit message and lose the connection.
@@ -83,6 +94,17 @@ class CommitWatcher:
         except (redis.RedisError, OSError, ValueError):
             if not self._stop.is_set():
                 raise
+
+    def _run_cluster(self) -> None:
+        while not self._stop.is_set():
+            try:
+                msg = self.pubsub.get_message(timeout=0.5)
+            except (redis.RedisError, OSError, ValueError):
+                if self._stop.is_set():
+                    return
+                raise
+            if msg and msg["type"] == "smessage":
+                self._record(msg)
 
     def _record(self, msg) -> None:
         event = orjson.loads(msg["data"])
@@ -229,7 +251,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_mode(mode: str, args, base: str, r: redis.Redis, watcher: CommitWatcher,
-             web: subprocess.Popen, worker: subprocess.Popen, redis_pid: int,
+             web: subprocess.Popen, worker: subprocess.Popen, redis_pids: list[int],
              workdir: Path) -> dict:
     batch = args.batch_size if mode == "batch" else 0
     before = counters(r)
@@ -240,8 +262,8 @@ def run_mode(mode: str, args, base: str, r: redis.Redis, watcher: CommitWatcher,
         profiler.start("web", web.pid, args.seconds, subprocesses=True)
         profiler.start("worker", worker.pid, args.seconds)
     env = dict(os.environ, LOAD_BATCH=str(batch))
-    procs = {"web": web.pid, "worker": worker.pid, "redis": redis_pid}
-    cpu_before = {name: cpu_seconds(pid) for name, pid in procs.items()}
+    procs = {"web": [web.pid], "worker": [worker.pid], "redis": redis_pids}
+    cpu_before = {name: sum(map(cpu_seconds, pids)) for name, pids in procs.items()}
     threads = max(1, min(args.threads, args.clients))
     started = time.time()
     wrk = subprocess.run(
@@ -267,8 +289,9 @@ def run_mode(mode: str, args, base: str, r: redis.Redis, watcher: CommitWatcher,
     wait_until(drained, timeout=600, interval=0.005, what="the worker to drain")
     processed_at = time.time()
     # CPU milliseconds per accepted order, per process: robust to other load on the box.
-    cpu = {name: round(1000 * (cpu_seconds(pid) - cpu_before[name]) / max(1, accepted), 3)
-           for name, pid in procs.items()}
+    cpu = {name: round(1000 * (sum(map(cpu_seconds, pids)) - cpu_before[name])
+                       / max(1, accepted), 3)
+           for name, pids in procs.items()}
     time.sleep(0.3)  # the last commit messages reach the watcher
     latencies = watcher.take()
     hot = profiler.report() if profiler else None
@@ -308,6 +331,34 @@ def run_mode(mode: str, args, base: str, r: redis.Redis, watcher: CommitWatcher,
     return result
 
 
+def _start_store(args, workdir: Path) -> dict:
+    """The store the bench runs on: a redis-server (AOF on; with ``--replica`` a replica
+    beside it), or with ``--cluster`` a local Redis Cluster and a broker Redis."""
+    if args.cluster:
+        from tests.ha.servers import ClusterSetup
+
+        setup = ClusterSetup(workdir / "cluster").start()
+        primaries = setup.primaries()
+
+        def memory():
+            return sum(s.client().info("memory")["used_memory"] for s in primaries)
+        return {"server": setup.broker, "env": setup.env(), "client": setup.client,
+                "pids": [s.process.pid for s in setup.servers], "memory": memory,
+                "stop": [setup]}
+    server = RedisServer(workdir / "redis", appendonly=True).start()
+    stops, pids = [server], [server.process.pid]
+    if args.replica:
+        replica = RedisServer(workdir / "replica", appendonly=True, extra=(
+            "--replicaof", "127.0.0.1", str(server.port))).start()
+        wait_until(lambda: replica.client().info("replication")["master_link_status"] == "up",
+                   timeout=30, what="the replica in sync")
+        stops.insert(0, replica)
+        pids.append(replica.process.pid)
+    return {"server": server, "env": {}, "pids": pids, "stop": stops,
+            "client": lambda: redis.Redis.from_url(server.url, decode_responses=True),
+            "memory": lambda: server.client().info("memory")["used_memory"]}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=32)
@@ -322,15 +373,21 @@ def main(argv=None) -> int:
                              "request against limits too high to refuse: the limiter's cost)")
     parser.add_argument("--archive", action="store_true",
                         help="run beat + the archiver too (ARCHIVE_AFTER_SECONDS=2, SQLite)")
+    parser.add_argument("--cluster", action="store_true",
+                        help="the store on a local Redis Cluster (3 primaries + 3 replicas)")
+    parser.add_argument("--replica", action="store_true", help="give the Redis a replica")
+    parser.add_argument("--replica-acks", type=int, default=0, help="REPLICA_ACKS")
     args = parser.parse_args(argv)
     if not shutil.which("wrk"):
         print("wrk is missing: apt-get install -y wrk (make load does it)", file=sys.stderr)
         return 2
 
     workdir = Path(tempfile.mkdtemp(prefix="load-bench-"))
-    server = RedisServer(workdir / "redis", appendonly=True).start()
+    store = _start_store(args, workdir)
+    server = store["server"]
     port = free_port()
-    env = {"LOG_DIR": str(workdir / "logs"), "LOG_LEVEL": "WARNING"}
+    env = {"LOG_DIR": str(workdir / "logs"), "LOG_LEVEL": "WARNING", **store["env"],
+           "REPLICA_ACKS": str(args.replica_acks)}
     if args.archive:
         env.update(ARCHIVE_URL=f"sqlite:///{workdir / 'archive.sqlite3'}",
                    ARCHIVE_AFTER_SECONDS="2", ARCHIVE_INTERVAL_SECONDS="1",
@@ -357,12 +414,12 @@ def main(argv=None) -> int:
             with urllib.request.urlopen(f"{base}/api/health", timeout=2) as resp:
                 return resp.status == 200
         wait_until(healthy, timeout=60, interval=0.1, what="/api/health 200")
-        r = redis.Redis.from_url(server.url, decode_responses=True)
-        watcher = CommitWatcher(server.url)
+        r = store["client"]()
+        watcher = CommitWatcher(server.url, cluster=store["client"]() if args.cluster else None)
         modes = ("single", "batch") if args.mode == "both" else (args.mode,)
         for mode in modes:
             results.append(run_mode(mode, args, base, r, watcher, web, worker,
-                                    server.process.pid, workdir))
+                                    store["pids"], workdir))
         started = time.time()
         for s in SYMBOLS:
             if args.archive:  # Redis and the archive together against the replay
@@ -376,9 +433,10 @@ def main(argv=None) -> int:
         ok = all(not v["diffs"] for v in verify.values())
         print(f"final state vs journal replay: {'OK' if ok else 'DIFFERENT'} "
               f"({time.time() - started:.1f} s) {json.dumps(verify)[:2000]}", flush=True)
-        info = r.info("memory")
         summary = {"bench": "load", "results": results, "state_matches_replay": ok,
-                   "redis_used_memory_mb": round(info["used_memory"] / 2**20, 1),
+                   "store": "cluster" if args.cluster else "single",
+                   "replica": args.replica, "replica_acks": args.replica_acks,
+                   "redis_used_memory_mb": round(store["memory"]() / 2**20, 1),
                    "cpus": os.cpu_count()}
         print(json.dumps(summary, separators=(",", ":")))
         return 0 if ok else 1
@@ -389,7 +447,8 @@ def main(argv=None) -> int:
         stop(worker)
         for proc in archiver:
             stop(proc)
-        server.stop()
+        for setup in store["stop"]:
+            setup.stop()
         if args.keep:
             print(f"kept {workdir}", file=sys.stderr)
         else:
