@@ -82,10 +82,13 @@ def _accepted(reply, order_id, pending) -> Accepted:
 
 def accept_many(r: redis.Redis, items: list[tuple], max_open: int = 0) -> list[Accepted]:
     """Accept ``(market, account, request, request_id)`` items in order, one round trip.
-    ``max_open``: the cap on the account's open orders per symbol (0: none)."""
-    accept = _scripts(r)[0]
+    ``max_open``: the cap on the account's open orders per symbol (0: none). redis-py's
+    cluster pipelines refuse scripts: on a Redis Cluster one call per order, in order."""
+    if isinstance(r, redis.RedisCluster):
+        return [accept(r, *item, max_open=max_open) for item in items]
+    accept_script = _scripts(r)[0]
     pipe = r.pipeline(transaction=False)
-    pending = [_accept_call(accept, pipe, *item, max_open) for item in items]
+    pending = [_accept_call(accept_script, pipe, *item, max_open) for item in items]
     replies = pipe.execute()
     return [_accepted(reply, oid, p) for reply, (oid, p) in zip(replies, pending, strict=True)]
 
