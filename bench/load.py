@@ -38,13 +38,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-import orjson
 import redis
 
 from schemas.markets import get_market
 from settings import Settings
-from store import events as store_events
-from store import keys
+from store import events, keys
 from tests.replay import diff_against_replay
 from tests.support import RedisServer, free_port, start_gunicorn, start_worker, stop, wait_until
 
@@ -68,7 +66,7 @@ class CommitWatcher:
     def __init__(self, url: str, cluster=None):
         self.cluster = cluster
         if cluster is not None:  # a RedisCluster: one subscription per slot's node
-            self.client, self.pubsub = store_events.subscribe(cluster, SYMBOLS)
+            self.client, self.pubsub = events.subscribe(cluster, SYMBOLS)
         else:
             self.client = redis.Redis.from_url(url)
             self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
@@ -107,7 +105,7 @@ class CommitWatcher:
                 self._record(msg)
 
     def _record(self, msg) -> None:
-        event = orjson.loads(msg["data"])
+        event = events.parse(msg["data"])  # both message shapes (store/events.py)
         if event.get("type") != "commit":
             return
         self.commits += 1

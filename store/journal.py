@@ -37,7 +37,7 @@ def _scripts(r: redis.Redis):
 
 def new_order_id(symbol: str) -> str:
     """A fresh order id naming its symbol (``keys.new_order_id``)."""
-    return keys.new_order_id(symbol, secrets.token_hex(12))
+    return keys.new_order_id(symbol, secrets.token_urlsafe(12))
 
 
 @dataclass

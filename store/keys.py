@@ -26,8 +26,8 @@ order's keys are found from its id alone. Nothing is global.
 | sym:{S}:archived             | string | set once anything of the symbol moved to the archive   |
 | sym:{S}:archiver             | string | lease token of the archive mover working on the symbol |
 | sym:{S}:checkpoint           | string | newest book checkpoint (JSON snapshot at a sequence)   |
-| sym:{S}:o:{id}               | hash   | one order (ints: ticks, lots); S from the id           |
-| sym:{S}:o:{id}:fills         | list   | trade sequences the order took part in                 |
+| sym:{S}:o:{token}            | hash   | one order (ints: ticks, lots); S, token from its id    |
+| sym:{S}:o:{token}:fills      | list   | trade sequences the order took part in                 |
 | sym:{S}:a:{A}:n              | string | the account's last acceptance number n on S (below)    |
 | sym:{S}:a:{A}:orders         | zset   | the account's order ids on S, score = n                |
 | sym:{S}:a:{A}:open           | zset   | its PENDING/UNTRIGGERED/OPEN/PARTIAL ids on S, score n |
@@ -125,23 +125,31 @@ def checkpoint(symbol: str) -> str:
 
 
 ORDER_ID_PREFIX = "ord_"
-_TOKEN_HEX = 24  # 96 random bits, as many as the ids had before they named a symbol
+TOKEN_LENGTH = 16  # secrets.token_urlsafe(12): 96 random bits, as before ids named a symbol
 
 
 def new_order_id(symbol: str, token: str) -> str:
-    """``ord_<symbol>_<24 hex>``: the symbol first so an id reads as what it is; the
-    token is hex, so the last ``_`` always ends the symbol (whatever its characters)."""
+    """``ord_<symbol>_<16-char token>``: the token has a fixed length, so the symbol is
+    what lies between the prefix and it, whatever the characters of either."""
     return f"{ORDER_ID_PREFIX}{symbol}_{token}"
+
+
+def _parts(order_id) -> tuple[str, str] | None:
+    if isinstance(order_id, bytes):  # read back from a client that does not decode
+        order_id = order_id.decode()
+    if (not isinstance(order_id, str) or not order_id.startswith(ORDER_ID_PREFIX)
+            or len(order_id) < len(ORDER_ID_PREFIX) + TOKEN_LENGTH + 2):
+        return None
+    symbol, sep = order_id[len(ORDER_ID_PREFIX):-TOKEN_LENGTH - 1], order_id[-TOKEN_LENGTH - 1]
+    if sep != "_" or not symbol or "{" in symbol or "}" in symbol:
+        return None
+    return symbol, order_id[-TOKEN_LENGTH:]
 
 
 def order_symbol(order_id: str) -> str | None:
     """The symbol an order id names, or None for a string that is no order id."""
-    if not isinstance(order_id, str) or not order_id.startswith(ORDER_ID_PREFIX):
-        return None
-    symbol, sep, token = order_id[len(ORDER_ID_PREFIX):].rpartition("_")
-    if not sep or not symbol or len(token) != _TOKEN_HEX or "{" in symbol or "}" in symbol:
-        return None
-    return symbol
+    parts = _parts(order_id)
+    return parts[0] if parts else None
 
 
 class NotAnOrderId(ValueError):
@@ -149,12 +157,11 @@ class NotAnOrderId(ValueError):
 
 
 def _order(order_id: str | bytes) -> str:
-    if isinstance(order_id, bytes):  # read back from a client that does not decode
-        order_id = order_id.decode()
-    symbol = order_symbol(order_id)
-    if symbol is None:
+    # The key holds the id's token only: the symbol is in the tag already (bench.memory).
+    parts = _parts(order_id)
+    if parts is None:
         raise NotAnOrderId(order_id)
-    return _sym(symbol, f"o:{order_id}")
+    return _sym(parts[0], f"o:{parts[1]}")
 
 
 def order(order_id: str | bytes) -> str:

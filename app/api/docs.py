@@ -32,7 +32,8 @@ _ERRORS = {
     "413": "Body too large.",
     "415": "Body is not application/json.",
     "429": "Rate limited (RATE_LIMITED, with Retry-After) or too many open orders for the "
-           "account (TOO_MANY_OPEN_ORDERS).",
+           "account on this market (TOO_MANY_OPEN_ORDERS; the cap is per account and "
+           "symbol).",
     "503": "The store is unreachable or the matcher is not ready.",
 }
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import time
 
-import orjson
 import pytest
 
 from schemas.markets import get_market
-from store import keys
+from store import events, keys
 from store.verify import check_symbol
 from tests.replay import diff_against_replay
 from tests.support import order, wait_until
@@ -55,7 +54,7 @@ class Events:
         while time.monotonic() < deadline:
             msg = self.pubsub.get_message(timeout=0.5)
             if msg and msg["type"] == "smessage":
-                seen.append(orjson.loads(msg["data"]))
+                seen.append(events.parse(msg["data"]))  # either shape (store/events.py)
                 if predicate(seen[-1]):
                     return seen
         raise AssertionError(f"no matching event; saw {seen}")

@@ -37,7 +37,7 @@ def test_an_order_id_names_its_symbol(client):
     order = _place(client, ETH)
     assert keys.order_symbol(order["id"]) == ETH
     assert client.get(f"/api/orders/{order['id']}").get_json()["symbol"] == ETH
-    token = order["id"].rsplit("_", 1)[1]
+    token = order["id"][-keys.TOKEN_LENGTH:]
     for bad in ("ord_unknown", f"ord_DOGE-USD_{token}", f"ord_{ETH}_{token[:-1]}",
                 f"ord_{BTC}_{token}", token, "ord_{x}_" + token):
         assert client.get(f"/api/orders/{bad}").status_code == 404, bad
