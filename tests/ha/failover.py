@@ -251,19 +251,19 @@ def run_failover(service: Service, *, busy: str | None = None, before: float = 2
     symbols = service.symbols
     busy = busy or symbols[0]
     fig.read_only_before = sum(_orderbook_ok(service.ro_port, s) for s in symbols)
+    if cluster:  # the primary of the busy symbol's slot, and the symbols on other primaries
+        victim = setup.server_of(keys.journal(busy))
+        hit = [s for s in symbols if setup.server_of(keys.journal(s)) is victim]
+        others = [s for s in symbols if s not in hit]
+    else:
+        victim, hit, others = setup.primary, list(symbols), []
     recorder = TradeRecorder(service.web_port, symbols).start()
-    watch = AppliedWatch(service.settings, symbols).start()
-    others = [s for s in symbols if s != busy]
-    other_watch = AppliedWatch(service.settings, others).start() if cluster else None
+    watch = AppliedWatch(service.settings, hit).start()  # the killed primary's symbols
+    other_watch = AppliedWatch(service.settings, others).start() if others else None
     load = SymbolLoad(service.web_port, seed, symbols, busy=busy if cluster else None,
                       threads=4).start()
     try:
         time.sleep(before)
-        if cluster:
-            victim = setup.server_of(keys.journal(busy))
-            others = [s for s in others if setup.server_of(keys.journal(s)) is not victim]
-        else:
-            victim = setup.primary
         replica_seq = _replica_trade_seqs(setup, victim, symbols)
         victim.kill()
         t_kill = time.monotonic()
