@@ -69,7 +69,10 @@ class Replay:
 
 
 def _decoding(r: redis.Redis) -> redis.Redis:
-    """The journal codec wants str replies; tests may hand us a bytes client."""
+    """The journal codec wants str replies; tests may hand us a bytes client (a Redis
+    Cluster client comes from store.connect.tool_client, decoding already)."""
+    if isinstance(r, redis.RedisCluster):
+        return r
     kwargs = r.connection_pool.connection_kwargs
     if kwargs.get("decode_responses"):
         return r
