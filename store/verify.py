@@ -172,11 +172,13 @@ def _compare(r: redis.Redis, market: Market, rep: Replay) -> tuple[list[str], di
                 coid = rep.places[oid].client_order_id
                 if coid:
                     pipe.hget(keys.account_client_ids(rep.places[oid].account_id, symbol), coid)
-                else:
-                    pipe.echo(oid)
+                else:  # a keyed placeholder (a Cluster pipeline refuses keyless ECHO)
+                    pipe.exists(keys.order(oid))
             replies = pipe.execute()
         for i, oid in enumerate(chunk):
             got, open_score, fills, listed, coid_owner = replies[5 * i: 5 * i + 5]
+            if not rep.places[oid].client_order_id:
+                coid_owner = oid
             if listed is None:
                 diffs.append(f"{symbol}: order {oid} is missing from its account's index")
             if coid_owner != oid:
