@@ -413,7 +413,8 @@ def main(argv=None) -> int:
                 return resp.status == 200
         wait_until(healthy, timeout=60, interval=0.1, what="/api/health 200")
         r = store["client"]()
-        watcher = CommitWatcher(server.url, cluster=store["client"]() if args.cluster else None)
+        watcher = CommitWatcher(server.url, cluster=store["client"](decode_responses=False)
+                                if args.cluster else None)
         modes = ("single", "batch") if args.mode == "both" else (args.mode,)
         for mode in modes:
             results.append(run_mode(mode, args, base, r, watcher, web, worker,

@@ -265,6 +265,7 @@ def run_failover(service: Service, *, busy: str | None = None, before: float = 2
     try:
         time.sleep(before)
         replica_seq = _replica_trade_seqs(setup, victim, symbols)
+        heir = setup.replica_of(victim) if cluster else None
         victim.kill()
         t_kill = time.monotonic()
         ws_before = [t for at, t in recorder.trades if at <= t_kill]
@@ -272,8 +273,8 @@ def run_failover(service: Service, *, busy: str | None = None, before: float = 2
             wait_until(lambda: setup.master_port() not in (None, victim.port), timeout=60,
                        interval=0.05, what="Sentinel to promote the replica")
         else:
-            wait_until(lambda: victim.port not in [s.port for s in setup.primaries()],
-                       timeout=60, interval=0.05, what="the cluster to promote a replica")
+            wait_until(lambda: heir in setup.primaries(), timeout=60, interval=0.05,
+                       what="the cluster to promote the victim's replica")
         fig.seconds_to_promotion = round(time.monotonic() - t_kill, 2)
         _restart_as_replica(setup, victim)
         time.sleep(after)
