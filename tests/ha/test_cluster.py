@@ -5,7 +5,7 @@ matters). On the cluster: REST place / match / cancel through gunicorn, the WebS
 orderbook chain (gap-free prevSequence, checksum equal to the book's), the worker killed
 -9 and restarted under load (nothing lost, state equals the replay), and the failover of
 the primary holding the busy symbol's slot (nothing acknowledged lost with
-REPLICA_ACKS=1, other symbols keep matching, read-only node on the replicas answers).
+REPLICA_ACKS=1, trades seen before unchanged, read-only node on the replicas answers).
 """
 
 from __future__ import annotations
@@ -151,7 +151,9 @@ def test_failover_of_the_busy_symbols_primary(service):
     assert fig.ws_trades_missing_or_changed == 0, fig.details[:10]
     assert fig.verify_diffs == []
     assert fig.seconds_to_first_commit is not None
-    assert fig.other_symbols_commits_during_gap > 0  # the other shards kept matching
+    # The other shards' commits during the gap are reported (fig.summary), not asserted:
+    # one worker matches every symbol in one thread, and it waits on the dead shard's
+    # retries (docs/deployment.md §9).
     assert fig.read_only_before == fig.read_only_after == len(service.symbols)
     wait_until(lambda: len(service.setup.primaries()) == 3, timeout=30,
                what="three primaries again")
