@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 3000
 
 .PHONY: install run test lint bench load bench-pipeline bench-ws bench-market-data soak verify screenshot clean bench-memory bench-restart
-.PHONY: test-crowd test-capacity
+.PHONY: test-crowd test-capacity run-cluster load-cluster failover
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
@@ -60,6 +60,23 @@ load: install
 	RATE_LIMITS=off $(PY) -m bench.load $(LOAD_ARGS)
 
 bench-pipeline: load
+
+# The same figures with the store on a local Redis Cluster (3 primaries + 3 replicas and a
+# broker Redis): `make load-cluster`, or `make load LOAD_ARGS=--cluster`. The cost of
+# REPLICA_ACKS: `make load LOAD_ARGS="--replica"` then `LOAD_ARGS="--replica --replica-acks 1"`.
+load-cluster: install
+	@command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+	RATE_LIMITS=off $(PY) -m bench.load --cluster $(LOAD_ARGS)
+
+# The service on a local Redis Cluster under var/cluster/, for an operator (Ctrl-C stops it).
+run-cluster: install
+	PYTHONPATH=. $(PY) -m tests.ha.run_cluster
+
+# Failover figures: kill -9 the primary under load, print what was acknowledged, lost,
+# re-derived and how long writes and commits took to resume. FAILOVER_ARGS e.g.
+# "--store cluster --symbols 6", "--replica-acks 0" (what a failover loses without WAIT).
+failover: install
+	PYTHONPATH=. $(PY) -m tests.ha.failover $(FAILOVER_ARGS)
 
 # Crash soak: kill worker / redis-server / run a second worker under load, then check
 # nothing lost or doubled (own redis-server, gunicorn, worker). ROUNDS=50 by default.

@@ -13,7 +13,11 @@ Per mode it prints: accepted/s (orders accepted during the run / run time), proc
 reached its accepted sequence), POST latency p50/p99 (wrk), and accept->processed
 p50/p99 (order ``timestamp`` vs the ``timestamp`` of the commit message that applied it,
 read from the events channel). Then it checks the final state of every symbol against a
-replay of its journal through the engine (``localrun.replay``). With ``--profile`` py-spy
+replay of its journal through the engine (``localrun.replay``). ``--cluster``: the same on a
+local Redis Cluster (3 primaries + 3 replicas, localrun/ha.py) with a broker Redis
+beside it; ``--replica`` gives the single Redis a replica and ``--replica-acks N`` sets
+REPLICA_ACKS (run ``--replica`` and ``--replica --replica-acks 1`` back to back for the cost
+of the WAIT per accept). With ``--profile`` py-spy
 samples the gunicorn workers and the matching worker during the run and the top hot
 spots are printed. The LAST line is one JSON object with every figure.
 """
@@ -71,10 +75,14 @@ COUNT_ONLY_LIMITS = "read=1000000000/minute write=1000000000/10seconds,100000000
 class CommitWatcher:
     """Subscribes to the events channels; accept->commit latency of every applied order."""
 
-    def __init__(self, url: str):
-        self.client = redis.Redis.from_url(url)
-        self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        for symbol in SYMBOLS:  # sharded pub/sub, one channel per market (app/events.py)
+    def __init__(self, url: str, cluster=None):
+        self.cluster = cluster
+        if cluster is not None:  # a RedisCluster: one subscription per slot's node
+            self.client, self.pubsub = events.subscribe(cluster, SYMBOLS)
+        else:
+            self.client = redis.Redis.from_url(url)
+            self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        for symbol in SYMBOLS if cluster is None else ():  # sharded, one channel per market
             self.pubsub.ssubscribe(keys.events_channel(symbol))
         self.latencies: list[int] = []
         self.commits = 0
@@ -83,6 +91,8 @@ class CommitWatcher:
         self._thread.start()
 
     def _run(self) -> None:
+        if self.cluster is not None:
+            return self._run_cluster()
         try:
             # listen() blocks without a socket timeout: a get_message(timeout) can time out
             # in the middle of a large commit message and lose the connection.
@@ -94,6 +104,17 @@ class CommitWatcher:
         except (redis.RedisError, OSError, ValueError):
             if not self._stop.is_set():
                 raise
+
+    def _run_cluster(self) -> None:
+        while not self._stop.is_set():
+            try:
+                msg = self.pubsub.get_message(timeout=0.5)
+            except (redis.RedisError, OSError, ValueError):
+                if self._stop.is_set():
+                    return
+                raise
+            if msg and msg["type"] == "smessage":
+                self._record(msg)
 
     def _record(self, msg) -> None:
         event = events.parse(msg["data"])  # both message shapes (store/events.py)
@@ -228,7 +249,7 @@ def hot_spots(collapsed: str, top: int) -> dict:
 
 
 def run_mode(mode: str, args, base: str, r: redis.Redis, watcher: CommitWatcher,
-             web: subprocess.Popen, worker: subprocess.Popen, redis_pid: int,
+             web: subprocess.Popen, worker: subprocess.Popen, redis_pids: list[int],
              workdir: Path) -> dict:
     batch = args.batch_size if mode == "batch" else 0
     before = counters(r)
@@ -238,8 +259,12 @@ def run_mode(mode: str, args, base: str, r: redis.Redis, watcher: CommitWatcher,
         profiler.workdir.mkdir(exist_ok=True)
         profiler.start("web", web.pid, args.seconds, subprocesses=True)
         profiler.start("worker", worker.pid, args.seconds)
-    cpu_run = ProcessCpu({"web": web.pid, "matcher": worker.pid, "redis-server": redis_pid})
-    commandstats = RedisCommandStats(r)
+    procs = {"web": web.pid, "matcher": worker.pid}
+    procs.update({"redis-server" if len(redis_pids) == 1 else f"redis-server {i}": pid
+                  for i, pid in enumerate(redis_pids, 1)})
+    cpu_run = ProcessCpu(procs)
+    # INFO commandstats is per node: read on a single Redis only.
+    commandstats = None if args.cluster else RedisCommandStats(r)
     overloaded_before = overloaded(base)
     started = time.time()
     figures = run_wrk(args, base, batch)
@@ -261,7 +286,7 @@ def run_mode(mode: str, args, base: str, r: redis.Redis, watcher: CommitWatcher,
     processed_at = time.time()
     # CPU milliseconds per accepted order, per process: robust to other load on the box.
     cpu = cpu_run.ms_per(accepted)
-    redis_commands = commandstats.per_order(accepted)
+    redis_commands = commandstats.per_order(accepted) if commandstats else []
     time.sleep(0.3)  # the last commit messages reach the watcher
     latencies = watcher.take()
     hot = profiler.report() if profiler else None
@@ -291,7 +316,8 @@ def run_mode(mode: str, args, base: str, r: redis.Redis, watcher: CommitWatcher,
           f"(503 OVERLOADED {result['overloaded_503']}); "
           f"CPU ms per order {cpu}",
           flush=True)
-    print_commandstats(mode, redis_commands)
+    if redis_commands:
+        print_commandstats(mode, redis_commands)
     if hot:
         for proc, spots in hot.items():
             print(f"  profile {proc} ({spots['samples']} samples), self time:")
@@ -319,6 +345,34 @@ def run_wrk(args, base: str, batch: int = 0) -> dict:
     return {**parse_wrk(wrk.stdout), "run_s": time.time() - started}
 
 
+def _start_store(args, workdir: Path) -> dict:
+    """The store the bench runs on: a redis-server (AOF on; with ``--replica`` a replica
+    beside it), or with ``--cluster`` a local Redis Cluster and a broker Redis."""
+    if args.cluster:
+        from tests.ha.servers import ClusterSetup
+
+        setup = ClusterSetup(workdir / "cluster").start()
+        primaries = setup.primaries()
+
+        def memory():
+            return sum(s.client().info("memory")["used_memory"] for s in primaries)
+        return {"server": setup.broker, "env": setup.env(), "client": setup.client,
+                "pids": [s.process.pid for s in setup.servers], "memory": memory,
+                "stop": [setup]}
+    server = RedisServer(workdir / "redis", appendonly=True).start()
+    stops, pids = [server], [server.process.pid]
+    if args.replica:
+        replica = RedisServer(workdir / "replica", appendonly=True, extra=(
+            "--replicaof", "127.0.0.1", str(server.port))).start()
+        wait_until(lambda: replica.client().info("replication")["master_link_status"] == "up",
+                   timeout=30, what="the replica in sync")
+        stops.insert(0, replica)
+        pids.append(replica.process.pid)
+    return {"server": server, "env": {}, "pids": pids, "stop": stops,
+            "client": lambda: redis.Redis.from_url(server.url, decode_responses=True),
+            "memory": lambda: server.client().info("memory")["used_memory"]}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=32)
@@ -339,15 +393,21 @@ def main(argv=None) -> int:
                              "request against limits too high to refuse: the limiter's cost)")
     parser.add_argument("--archive", action="store_true",
                         help="run beat + the archiver too (ARCHIVE_AFTER_SECONDS=2, SQLite)")
+    parser.add_argument("--cluster", action="store_true",
+                        help="the store on a local Redis Cluster (3 primaries + 3 replicas)")
+    parser.add_argument("--replica", action="store_true", help="give the Redis a replica")
+    parser.add_argument("--replica-acks", type=int, default=0, help="REPLICA_ACKS")
     args = parser.parse_args(argv)
     if not shutil.which("wrk"):
         print("wrk is missing: apt-get install -y wrk (make load does it)", file=sys.stderr)
         return 2
 
     workdir = Path(tempfile.mkdtemp(prefix="load-bench-"))
-    server = RedisServer(workdir / "redis", appendonly=True).start()
+    store = _start_store(args, workdir)
+    server = store["server"]
     port = free_port()
-    env = {"LOG_DIR": str(workdir / "logs"), "LOG_LEVEL": args.log_level}
+    env = {"LOG_DIR": str(workdir / "logs"), "LOG_LEVEL": args.log_level, **store["env"],
+           "REPLICA_ACKS": str(args.replica_acks)}
     if args.archive:
         env.update(ARCHIVE_URL=f"sqlite:///{workdir / 'archive.sqlite3'}",
                    ARCHIVE_AFTER_SECONDS="2", ARCHIVE_INTERVAL_SECONDS="1",
@@ -374,12 +434,13 @@ def main(argv=None) -> int:
             with urllib.request.urlopen(f"{base}/api/health", timeout=2) as resp:
                 return resp.status == 200
         wait_until(healthy, timeout=60, interval=0.1, what="/api/health 200")
-        r = redis.Redis.from_url(server.url, decode_responses=True)
-        watcher = CommitWatcher(server.url)
+        r = store["client"]()
+        watcher = CommitWatcher(server.url, cluster=store["client"](decode_responses=False)
+                                if args.cluster else None)
         modes = ("single", "batch") if args.mode == "both" else (args.mode,)
         for mode in modes:
             results.append(run_mode(mode, args, base, r, watcher, web, worker,
-                                    server.process.pid, workdir))
+                                    store["pids"], workdir))
         started = time.time()
         for s in SYMBOLS:
             if args.archive:  # Redis and the archive together against the replay
@@ -399,9 +460,10 @@ def main(argv=None) -> int:
             results.append(run_floor(args, server.url, port, workdir / "floor.log", env,
                                      lambda floor_base: run_wrk(args, floor_base),
                                      Profiler(workdir / "floor") if args.profile else None))
-        info = r.info("memory")
         summary = {"bench": "load", "results": results, "state_matches_replay": ok,
-                   "redis_used_memory_mb": round(info["used_memory"] / 2**20, 1),
+                   "store": "cluster" if args.cluster else "single",
+                   "replica": args.replica, "replica_acks": args.replica_acks,
+                   "redis_used_memory_mb": round(store["memory"]() / 2**20, 1),
                    "cpus": os.cpu_count()}
         print(json.dumps(summary, separators=(",", ":")))
         return 0 if ok else 1
@@ -412,7 +474,8 @@ def main(argv=None) -> int:
         stop(worker)
         for proc in archiver:
             stop(proc)
-        server.stop()
+        for setup in store["stop"]:
+            setup.stop()
         if args.keep:
             print(f"kept {workdir}", file=sys.stderr)
         else:

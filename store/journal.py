@@ -83,10 +83,13 @@ def _accepted(reply, order_id, pending) -> Accepted:
 
 def accept_many(r: redis.Redis, items: list[tuple], max_open: int = 0) -> list[Accepted]:
     """Accept ``(market, account, request, request_id)`` items in order, one round trip.
-    ``max_open``: the cap on the account's open orders per symbol (0: none)."""
-    accept = _scripts(r)[0]
+    ``max_open``: the cap on the account's open orders per symbol (0: none). redis-py's
+    cluster pipelines refuse scripts: on a Redis Cluster one call per order, in order."""
+    if isinstance(r, redis.RedisCluster):
+        return [accept(r, *item, max_open=max_open) for item in items]
+    accept_script = _scripts(r)[0]
     pipe = r.pipeline(transaction=False)
-    pending = [_accept_call(accept, pipe, *item, max_open) for item in items]
+    pending = [_accept_call(accept_script, pipe, *item, max_open) for item in items]
     replies = pipe.execute()
     return [_accepted(reply, oid, p) for reply, (oid, p) in zip(replies, pending, strict=True)]
 
@@ -190,8 +193,30 @@ def wait_after_any(r: redis.Redis, cursors: dict[str, int], block_ms: int) -> bo
     """Block up to ``block_ms`` until any symbol's journal has an entry past its cursor."""
     if block_ms <= 0 or not cursors:
         return False
+    if len(cursors) > 1 and isinstance(r, redis.RedisCluster):
+        return _poll_after_any(r, cursors, block_ms)
     streams = {keys.journal(sym): keys.stream_id(after) for sym, after in cursors.items()}
     return bool(r.xread(streams, count=1, block=block_ms))
+
+
+POLL_SECONDS = 0.002
+
+
+def _poll_after_any(r, cursors: dict[str, int], block_ms: int) -> bool:
+    """A Redis Cluster refuses an XREAD over several slots: look at the symbols'
+    sequences instead (one pipelined round trip per node) every 2 ms for the linger."""
+    deadline = time.monotonic() + block_ms / 1000
+    symbols = list(cursors)
+    while True:
+        with r.pipeline(transaction=False) as pipe:
+            for sym in symbols:
+                pipe.get(keys.seq(sym))
+            seqs = pipe.execute()
+        if any(int(seq or 0) > cursors[sym] for sym, seq in zip(symbols, seqs, strict=True)):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_SECONDS)
 
 
 def last_sequence(r: redis.Redis, symbol: str) -> int:

@@ -69,7 +69,10 @@ class Replay:
 
 
 def _decoding(r: redis.Redis) -> redis.Redis:
-    """The journal codec wants str replies; tests may hand us a bytes client."""
+    """The journal codec wants str replies; tests may hand us a bytes client (a Redis
+    Cluster client comes from store.connect.tool_client, decoding already)."""
+    if isinstance(r, redis.RedisCluster):
+        return r
     kwargs = r.connection_pool.connection_kwargs
     if kwargs.get("decode_responses"):
         return r
@@ -169,11 +172,13 @@ def _compare(r: redis.Redis, market: Market, rep: Replay) -> tuple[list[str], di
                 coid = rep.places[oid].client_order_id
                 if coid:
                     pipe.hget(keys.account_client_ids(rep.places[oid].account_id, symbol), coid)
-                else:
-                    pipe.echo(oid)
+                else:  # a keyed placeholder (a Cluster pipeline refuses keyless ECHO)
+                    pipe.exists(keys.order(oid))
             replies = pipe.execute()
         for i, oid in enumerate(chunk):
             got, open_score, fills, listed, coid_owner = replies[5 * i: 5 * i + 5]
+            if not rep.places[oid].client_order_id:
+                coid_owner = oid
             if listed is None:
                 diffs.append(f"{symbol}: order {oid} is missing from its account's index")
             if coid_owner != oid:

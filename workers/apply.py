@@ -50,17 +50,24 @@ class SymbolMatcher:
         # A local reference: the maintenance thread may drop self.book (lease lost) meanwhile.
         book = self.book if self.book is not None else load_book(self.r, self.symbol)
         self.book = book
-        batch = journal.read_after(self.r, self.symbol, book.last_sequence,
-                                   self.settings.worker_batch)
+        s = self.settings
+        try:
+            batch = journal.read_after(self.r, self.symbol, book.last_sequence,
+                                       s.worker_batch)
+            if batch and s.replica_acks:
+                # Never publish a trade made from a command the replicas may lack: a
+                # failover would lose it, and the trade a client saw would never have been.
+                # Raises ReplicationTimeout (a RedisError: the task fails, the sweep retries).
+                replica_acks.confirm_journal(self.r, self.symbol, s.replica_acks,
+                                             s.replica_ack_timeout_ms)
+        except (redis.RedisError, redis.exceptions.RedisClusterException):
+            # The store may be another primary now (a failover), whose cursor is behind
+            # this book (commits not replicated): a book ahead of the cursor would wait for
+            # journal entries past its own cursor and never be fenced. Reload it.
+            self.book = None
+            raise
         if not batch:
             return 0
-        s = self.settings
-        if s.replica_acks:
-            # Never publish a trade made from a command the replicas may lack: a failover
-            # would lose it, and the trade a client saw would never have been. Raises
-            # ReplicationTimeout (a RedisError: the task fails, the sweep retries).
-            replica_acks.confirm_journal(self.r, self.symbol, s.replica_acks,
-                                         s.replica_ack_timeout_ms)
         self._fault("after_read")
         try:
             self._apply_and_commit(book, batch)

@@ -124,6 +124,7 @@ class Runtime:
                 failures += 1
                 for m in self.matchers.values():
                     m.lease.held = False
+                    m.book = None  # reload from the store (after a failover: its new primary)
                 if failures in (1, 10) or failures % 100 == 0:
                     log.warning("maintenance: Redis unavailable (%s); retrying", exc)
             except Exception:

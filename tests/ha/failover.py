@@ -251,20 +251,21 @@ def run_failover(service: Service, *, busy: str | None = None, before: float = 2
     symbols = service.symbols
     busy = busy or symbols[0]
     fig.read_only_before = sum(_orderbook_ok(service.ro_port, s) for s in symbols)
+    if cluster:  # the primary of the busy symbol's slot, and the symbols on other primaries
+        victim = setup.server_of(keys.journal(busy))
+        hit = [s for s in symbols if setup.server_of(keys.journal(s)) is victim]
+        others = [s for s in symbols if s not in hit]
+    else:
+        victim, hit, others = setup.primary, list(symbols), []
     recorder = TradeRecorder(service.web_port, symbols).start()
-    watch = AppliedWatch(service.settings, symbols).start()
-    others = [s for s in symbols if s != busy]
-    other_watch = AppliedWatch(service.settings, others).start() if cluster else None
+    watch = AppliedWatch(service.settings, hit).start()  # the killed primary's symbols
+    other_watch = AppliedWatch(service.settings, others).start() if others else None
     load = SymbolLoad(service.web_port, seed, symbols, busy=busy if cluster else None,
                       threads=4).start()
     try:
         time.sleep(before)
-        if cluster:
-            victim = setup.server_of(keys.journal(busy))
-            others = [s for s in others if setup.server_of(keys.journal(s)) is not victim]
-        else:
-            victim = setup.primary
         replica_seq = _replica_trade_seqs(setup, victim, symbols)
+        heir = setup.replica_of(victim) if cluster else None
         victim.kill()
         t_kill = time.monotonic()
         ws_before = [t for at, t in recorder.trades if at <= t_kill]
@@ -272,8 +273,8 @@ def run_failover(service: Service, *, busy: str | None = None, before: float = 2
             wait_until(lambda: setup.master_port() not in (None, victim.port), timeout=60,
                        interval=0.05, what="Sentinel to promote the replica")
         else:
-            wait_until(lambda: victim.port not in [s.port for s in setup.primaries()],
-                       timeout=60, interval=0.05, what="the cluster to promote a replica")
+            wait_until(lambda: heir in setup.primaries(), timeout=60, interval=0.05,
+                       what="the cluster to promote the victim's replica")
         fig.seconds_to_promotion = round(time.monotonic() - t_kill, 2)
         _restart_as_replica(setup, victim)
         time.sleep(after)
@@ -325,6 +326,8 @@ def _replica_trade_seqs(setup, victim, symbols) -> dict[str, int]:
     for s, server in replicas.items():
         c = server.client(decode_responses=True)
         try:
+            if isinstance(setup, ClusterSetup):
+                c.execute_command("READONLY")  # a cluster replica serves reads only so
             out[s] = int(c.get(keys.trade_seq(s)) or 0)
         finally:
             c.close()

@@ -13,6 +13,8 @@ need to use the setup (settings.py reads it), ``settings()`` the same for in-pro
 
 from __future__ import annotations
 
+import random
+import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -29,6 +31,20 @@ MASTER = "matching"
 FAST_SYNC = ("--repl-diskless-sync-delay", "0")
 
 
+def cluster_port() -> int:
+    """A free port for a cluster node: at most 55535, with port + 10000 (the cluster bus)
+    free too."""
+    while True:
+        port = random.randint(20000, 55535)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+            return port
+        except OSError:
+            continue
+
+
 @dataclass
 class SentinelSetup:
     directory: Path
@@ -39,6 +55,13 @@ class SentinelSetup:
     sentinels: list[subprocess.Popen] = field(default_factory=list)
 
     def start(self) -> SentinelSetup:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> SentinelSetup:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.primary = RedisServer(self.directory / "primary", extra=FAST_SYNC).start()
         self.replica = RedisServer(self.directory / "replica", extra=(
@@ -132,9 +155,16 @@ class ClusterSetup:
     broker: RedisServer = None
 
     def start(self) -> ClusterSetup:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> ClusterSetup:
         self.directory.mkdir(parents=True, exist_ok=True)
         for n in range(6):
-            port = free_port()
+            port = cluster_port()
             self.servers.append(RedisServer(self.directory / f"node{n}", port=port, extra=(
                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                 "--cluster-node-timeout", str(self.node_timeout_ms),
