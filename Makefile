@@ -70,7 +70,7 @@ load-cluster: install
 
 # The service on a local Redis Cluster under var/cluster/, for an operator (Ctrl-C stops it).
 run-cluster: install
-	PYTHONPATH=. $(PY) -m tests.ha.run_cluster
+	PYTHONPATH=. $(PY) -m localrun.run_cluster
 
 # Failover figures: kill -9 the primary under load, print what was acknowledged, lost,
 # re-derived and how long writes and commits took to resume. FAILOVER_ARGS e.g.

@@ -68,7 +68,7 @@ def run_floor(args, redis_url: str, port: int, log_path: Path, env: dict,
     """The same single-POST load against ``bench.floor`` under the same gunicorn settings;
     ``run_wrk(base)`` runs wrk and returns its parsed figures; ``profiler``: bench.load's
     py-spy ``Profiler``, or None."""
-    from tests.support import service_env, stop, wait_until
+    from localrun.processes import service_env, stop, wait_until
 
     proc_env = service_env(redis_url, PORT=str(port), **env)
     with open(log_path, "ab") as log:

@@ -349,7 +349,7 @@ def _start_store(args, workdir: Path) -> dict:
     """The store the bench runs on: a redis-server (AOF on; with ``--replica`` a replica
     beside it), or with ``--cluster`` a local Redis Cluster and a broker Redis."""
     if args.cluster:
-        from tests.ha.servers import ClusterSetup
+        from localrun.ha import ClusterSetup
 
         setup = ClusterSetup(workdir / "cluster").start()
         primaries = setup.primaries()

@@ -124,7 +124,14 @@ def _placer(port: int, n: int, window: int, seconds: float, seed: int, out) -> N
 
 def run(args) -> dict:
     from bench.ws_bench import _pct
-    from tests.support import RedisServer, free_port, start_gunicorn, start_worker, stop, wait_until
+    from localrun.processes import (
+        RedisServer,
+        free_port,
+        start_gunicorn,
+        start_worker,
+        stop,
+        wait_until,
+    )
 
     tmp = Path(tempfile.mkdtemp(prefix="ws_place_"))
     redis_srv = RedisServer(tmp / "redis").start()

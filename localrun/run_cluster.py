@@ -16,8 +16,8 @@ import subprocess
 import sys
 import time
 
-from tests.ha.servers import ClusterSetup
-from tests.support import ROOT, VENV_BIN, stop, wait_until
+from localrun.ha import ClusterSetup
+from localrun.processes import ROOT, VENV_BIN, stop, wait_until
 
 
 def main() -> int:
