@@ -113,7 +113,7 @@ def run_floor(args, redis_url: str, port: int, log_path: Path, env: dict,
 # Where a web sample goes: the first rule whose marker is in any frame of the stack
 # (so the access line's logging counts as the access line even inside after_request).
 WEB_PHASES = (
-    ("event hub / relay threads", ("app/events.py", "app/ws.py", "app/market_feed.py")),
+    ("event hub / relay threads", ("app/events.py", "app/ws/", "app/market_feed.py")),
     ("access line (logging)", ("logging/__init__.py", "logging_setup.py")),
     ("Celery wake-up send", ("send_wakeup",)),
     ("metrics (prometheus)", ("prometheus_client/", "app/metrics.py")),
