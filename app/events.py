@@ -45,6 +45,7 @@ from collections.abc import Callable
 
 import redis
 
+from app.cached import per_process
 from store import connect
 from store import events as store_events
 
@@ -374,18 +375,14 @@ class EventHub:
 
 def get_hub(app) -> EventHub:
     """This process's hub (made and started on first use, after fork)."""
-    hub = app.extensions.get(_EXTENSION)
-    if hub is None or hub.pid != os.getpid():
-        with _hubs_lock:
-            hub = app.extensions.get(_EXTENSION)
-            if hub is None or hub.pid != os.getpid():
-                settings = app.config["SETTINGS"]
-                hub = EventHub(settings.redis_url, settings.symbols,
-                               window=settings.ws_batch_ms / 1000,
-                               client_factory=lambda: connect.events_client(settings))
-                app.extensions[_EXTENSION] = hub
-                _hubs.append(hub)
-    return hub.start()
+    def make() -> EventHub:
+        settings = app.config["SETTINGS"]
+        hub = EventHub(settings.redis_url, settings.symbols, window=settings.ws_batch_ms / 1000,
+                       client_factory=lambda: connect.events_client(settings))
+        _hubs.append(hub)
+        return hub
+
+    return per_process(app, _EXTENSION, _hubs_lock, make).start()
 
 
 def stop_all() -> None:

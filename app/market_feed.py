@@ -22,6 +22,7 @@ import threading
 import orjson
 import redis
 
+from app.cached import per_process
 from app.events import ALL, get_hub
 from schemas.market_data import INTERVALS
 from schemas.markets import get_market
@@ -170,10 +171,4 @@ def _now_ms() -> int:
 
 def get_feed(app) -> MarketFeed:
     """This process's feed (made on first use, after fork)."""
-    feed = app.extensions.get(_EXTENSION)
-    if feed is None or feed.pid != os.getpid():
-        with _lock:
-            feed = app.extensions.get(_EXTENSION)
-            if feed is None or feed.pid != os.getpid():
-                feed = app.extensions[_EXTENSION] = MarketFeed(app)
-    return feed
+    return per_process(app, _EXTENSION, _lock, lambda: MarketFeed(app))

@@ -13,6 +13,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, current_app, jsonify, request
 
+from app.cached import app_cached
 from app.ratelimit import config_for
 from schemas import ws as frames
 from schemas import ws_events as ev
@@ -180,10 +181,7 @@ def build_asyncapi(app, host: str = "localhost:3000") -> dict:
 
 def asyncapi_doc() -> dict:
     app = current_app._get_current_object()
-    doc = app.extensions.get("asyncapi")
-    if doc is None:
-        doc = app.extensions["asyncapi"] = build_asyncapi(app)
-    return doc
+    return app_cached(app, "asyncapi", lambda: build_asyncapi(app))
 
 
 @bp.get("/api/asyncapi.json")

@@ -16,6 +16,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Response, current_app, jsonify
 
+from app.cached import app_cached
 from schemas import market_data as md
 from schemas import orders as s
 
@@ -258,10 +259,7 @@ def build_spec(app) -> dict:
 
 def _spec() -> dict:
     app = current_app._get_current_object()
-    doc = app.extensions.get("openapi")
-    if doc is None:
-        doc = app.extensions["openapi"] = build_spec(app)
-    return doc
+    return app_cached(app, "openapi", lambda: build_spec(app))
 
 
 @bp.get("/api/openapi.json")
