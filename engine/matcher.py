@@ -132,11 +132,12 @@ def apply(book: OrderBook, command) -> list[Event]:
     cls = command.__class__
     if cls is PlaceOrder:
         oid = command.order_id
-        # ``book.stops and``: most books hold no stop; skip that lookup (make bench, deep).
-        if oid in book.orders or (book.stops and oid in book.stops):
+        stops = book.stops  # read once: the deep run of make bench places 70k of 100k
+        # ``stops and``: most books hold no stop; skip that lookup (make bench, deep).
+        if oid in book.orders or (stops and oid in stops):
             raise ValueError(f"{book.symbol}: order {oid} is already resting")
         book.last_sequence = seq
-        if not book.stops:  # nothing to trigger (a stop this command files cannot trade)
+        if not stops:  # nothing to trigger (a stop this command files cannot trade)
             return _place(book, command)
         trades_before = book.trade_sequence
         events = _place(book, command)
@@ -167,6 +168,8 @@ def _remove(book: OrderBook, order_id: str, reason: Reason, ts: int) -> list[Eve
     """
     order = book.orders.pop(order_id, None)
     if order is None:
+        if not book.stops:  # most books hold no stop: a missed cancel ends here (make bench)
+            return []
         order = book.stops.get(order_id)
         if order is None:
             return []
@@ -324,14 +327,15 @@ def _place(book: OrderBook, cmd: PlaceOrder) -> list[Event]:
     commands; median of 8 interleaved runs of 300k commands, both engines in one process).
     """
     ts = cmd.timestamp
+    seq = cmd.sequence  # each field read once (make bench, deep run: 70k places)
+    original = cmd.replaces_order_id
     taker = Order(
         cmd.order_id, cmd.side, cmd.order_type, cmd.time_in_force, cmd.price, cmd.quantity,
-        cmd.sequence, ts, cmd.account_id, cmd.post_only, cmd.self_trade_prevention,
-        cmd.client_order_id, cmd.stop_price, cmd.expire_time, cmd.replaces_order_id,
-        cmd.sequence << RANK_SHIFT, 0, 0, _PENDING, None, ts,
+        seq, ts, cmd.account_id, cmd.post_only, cmd.self_trade_prevention,
+        cmd.client_order_id, cmd.stop_price, cmd.expire_time, original,
+        seq << RANK_SHIFT, 0, 0, _PENDING, None, ts,
     )  # fmt: skip
     cancelled = None
-    original = cmd.replaces_order_id
     if original is not None:
         if original not in book.orders and original not in book.stops:
             return _finish(taker, _REJECTED, _ORIGINAL_NOT_OPEN, ts)
