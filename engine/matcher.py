@@ -325,6 +325,9 @@ def _place(book: OrderBook, cmd: PlaceOrder) -> list[Event]:
     no-stops shortcut): the deep run of ``make bench`` (``python -m bench.engine_bench``)
     went from 184k to 190k commands/s by CPU time (211k before the order-management
     commands; median of 8 interleaved runs of 300k commands, both engines in one process).
+    Resting a non-crossing GTC limit here too (fix-engine, same script, load 1.1-1.5):
+    225k vs 261k before order management (-13.6 %, 6 runs) -> 218k vs 249k (-12.4 %,
+    8 runs; one 6-run pass gave -9.6 %). Still short of the -7 % goal.
     """
     ts = cmd.timestamp
     seq = cmd.sequence  # each field read once (make bench, deep run: 70k places)
