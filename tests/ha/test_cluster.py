@@ -19,8 +19,8 @@ import websocket
 
 from store import connect, keys
 from store.verify import verify
-from tests.ha.failover import Service, SymbolLoad, run_failover
-from tests.support import http_json, order, wait_until
+from tests.ha.failover import NOWHERE, WEB_ENV, Service, SymbolLoad, run_failover
+from tests.support import free_port, http_json, order, start_gunicorn, stop, wait_until
 
 
 def spread_symbols(setup, per_primary: int = 2) -> tuple[str, ...]:
@@ -71,6 +71,30 @@ def test_rest_on_the_cluster_and_keys_on_every_primary(service):
             assert c.dbsize() > 0, f"primary {server.port} holds no key"
         finally:
             c.close()
+
+
+def test_rate_limits_count_on_the_cluster(service):
+    """With rate limits on and no RATE_LIMIT_REDIS_URL, a web node on a Cluster store counts
+    on the Cluster itself (``redis+cluster://``, one script call per window)."""
+    port = free_port()
+    web = start_gunicorn(NOWHERE, port, service.directory / "web-limited.log", **WEB_ENV,
+                         **service.env(RATE_LIMITS="write=5/minute,7/day"))
+    try:
+        wait_until(lambda: http_json(port, "GET", "/api/health")[0] == 200, timeout=30,
+                   interval=0.2, what="the rate-limited web node")
+        symbol = service.symbols[1]
+        codes = [http_json(port, "POST", "/api/orders", order(symbol, "BUY", "0.01", "1"))[0]
+                 for _ in range(6)]
+        assert codes == [202] * 5 + [429], codes
+    finally:
+        stop(web)
+    r = connect.tool_client(service.settings)
+    try:
+        counters = [k for node in r.get_primaries()
+                    for k in r.scan_iter(match="me:rl:*", target_nodes=node)]
+        assert len(counters) >= 2, counters  # the minute and the day window, in the Cluster
+    finally:
+        r.close()
 
 
 def test_websocket_book_chain_and_checksum_on_the_cluster(service):
