@@ -33,7 +33,7 @@ import limits
 import orjson
 import redis
 from flask import Flask, current_app, g, request
-from limits.storage import RedisStorage
+from limits.storage import RedisClusterStorage, storage_from_string
 from prometheus_client import Counter
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -97,14 +97,32 @@ def parse_config(text: str) -> RateLimits:
         raise ConfigError(f"RATE_LIMITS: {exc}") from None
 
 
+def storage_uri(settings) -> str:
+    """Where the counters live: ``RATE_LIMIT_REDIS_URL`` (any ``limits`` Redis scheme), else
+    the store's own Redis as the limits library names it: ``REDIS_URL``, the Sentinel
+    primary (``redis+sentinel://``, so a failover moves the counters with the store and a
+    read-only node counts on the primary), or the Cluster (``redis+cluster://``)."""
+    if settings.rate_limit_redis_url:
+        return settings.rate_limit_redis_url
+    if settings.redis_cluster_nodes:
+        return "redis+cluster://" + ",".join(settings.redis_cluster_nodes)
+    if settings.redis_sentinels:
+        return (f"redis+sentinel://{','.join(settings.redis_sentinels)}/"
+                f"{settings.redis_sentinel_master}")
+    return settings.redis_url
+
+
 class Limiter:
     """Fixed windows aligned to the clock, on the ``limits`` Redis storage."""
 
-    def __init__(self, redis_url: str, config: RateLimits):
+    def __init__(self, uri: str, config: RateLimits):
         self.config = config
         self.warned = False
-        self.storage = RedisStorage(redis_url, key_prefix=KEY_PREFIX, socket_timeout=5,
-                                    socket_connect_timeout=2)
+        self.storage = storage_from_string(uri, key_prefix=KEY_PREFIX, socket_timeout=5,
+                                           socket_connect_timeout=2)
+        # redis-py's cluster pipelines refuse EVALSHA: on a Cluster, one script call per
+        # limit (each key its own slot), not the one-round-trip pipeline.
+        self.one_by_one = isinstance(self.storage, RedisClusterStorage)
 
     def hit(self, scope: str, identity: str, items, cost: int = 1, now: float | None = None):
         """Count ``cost`` against every limit of ``items``. Returns ``(allowed, tightest)``
@@ -133,8 +151,8 @@ class Limiter:
     def _incr_all(self, keys_: list[tuple[str, int]], cost: int) -> list[int]:
         """The storage's INCRBY+EXPIRE script on every key, in one round trip
         (``store.ratelimits.incr_expire_all``)."""
-        if len(keys_) == 1:
-            return [self.storage.incr(keys_[0][0], keys_[0][1], amount=cost)]
+        if len(keys_) == 1 or self.one_by_one:
+            return [self.storage.incr(key, length, amount=cost) for key, length in keys_]
         return ratelimits.incr_expire_all(self.storage, keys_, cost)
 
 
@@ -176,8 +194,7 @@ def init_app(app: Flask) -> None:
     config = parse_config(settings.rate_limits)
     if not config.enabled:
         return
-    limiter = app.extensions[_EXTENSION] = Limiter(
-        settings.rate_limit_redis_url or settings.redis_url, config)
+    limiter = app.extensions[_EXTENSION] = Limiter(storage_uri(settings), config)
 
     @app.before_request
     def _rate_limit():

@@ -108,6 +108,7 @@ class AppliedWatch:
     def __init__(self, settings, symbols):
         self.settings, self.symbols = settings, list(symbols)
         self.samples: list[tuple[float, int]] = []
+        self.per_symbol: list[tuple[float, dict[str, int]]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="applied-watch")
 
@@ -122,8 +123,9 @@ class AppliedWatch:
                 if r is None:
                     r = connect.tool_client(self.settings, socket_timeout=0.5,
                                             socket_connect_timeout=0.3)
-                total = sum(int(r.get(keys.applied(s)) or 0) for s in self.symbols)
-                self.samples.append((time.monotonic(), total))
+                values = {s: int(r.get(keys.applied(s)) or 0) for s in self.symbols}
+                self.samples.append((time.monotonic(), sum(values.values())))
+                self.per_symbol.append((time.monotonic(), values))
             except (redis.RedisError, redis.exceptions.RedisClusterException):
                 r = None
                 time.sleep(0.05)
@@ -137,6 +139,14 @@ class AppliedWatch:
                 return t - t0
         return None
 
+    def commits_between(self, t0: float, t1: float) -> dict[str, int]:
+        """Commands each symbol applied between ``t0`` and ``t1`` (by the samples)."""
+        base = [v for t, v in self.per_symbol if t <= t0]
+        inside = [v for t, v in self.per_symbol if t0 < t <= t1]
+        if not base or not inside:
+            return {s: 0 for s in self.symbols}
+        return {s: inside[-1][s] - base[-1][s] for s in self.symbols}
+
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
@@ -144,7 +154,7 @@ class AppliedWatch:
 
 @dataclass
 class Service:
-    """gunicorn + matching worker + a READ_ONLY gunicorn on an HA setup."""
+    """gunicorn + the matching workers + a READ_ONLY gunicorn on an HA setup."""
 
     setup: object
     directory: Path
@@ -153,6 +163,7 @@ class Service:
     web_port: int = field(default_factory=free_port)
     ro_port: int = field(default_factory=free_port)
     procs: list = field(default_factory=list)
+    workers: list = field(default_factory=list)  # (process, its WORKER_SYMBOLS)
 
     def env(self, **extra) -> dict[str, str]:
         return self.setup.env(MARKETS=json.dumps(markets(self.symbols)),
@@ -162,12 +173,37 @@ class Service:
     def settings(self):
         return self.setup.settings(MARKETS=json.dumps(markets(self.symbols)))
 
+    def worker_groups(self) -> list[tuple[str, ...]]:
+        """The symbols of each matching worker. On a Cluster one worker per primary, as an
+        operator deploys it (docs/deployment.md §9): a worker's one thread waits on a dead
+        shard's retries, so a worker that also owned other shards' symbols would stall them
+        for the whole failover. On Sentinel one worker owns every symbol."""
+        if not isinstance(self.setup, ClusterSetup):
+            return [self.symbols]
+        groups: dict[int, list[str]] = {}
+        for s in self.symbols:
+            groups.setdefault(self.setup.server_of(keys.journal(s)).port, []).append(s)
+        return [tuple(g) for g in groups.values()]
+
+    def start_worker(self, group: tuple[str, ...], name: str):
+        return start_worker(NOWHERE, self.directory / f"{name}.log", LOG_LEVEL="INFO",
+                            LOG_DIR="", **self.env(WORKER_SYMBOLS=",".join(group)))
+
+    def restart_worker(self, i: int) -> None:
+        """kill -9 worker ``i`` and start another for its symbols."""
+        old, group = self.workers[i]
+        old.kill()
+        old.wait()
+        self.procs.remove(old)
+        self.workers[i] = (self.start_worker(group, f"worker{i}-again"), group)
+        self.procs.append(self.workers[i][0])
+
     def start(self) -> Service:
         d = self.directory
         d.mkdir(parents=True, exist_ok=True)
-        self.worker = start_worker(NOWHERE, d / "worker.log", LOG_LEVEL="INFO", LOG_DIR="",
-                                   **self.env())
-        self.procs.append(self.worker)
+        self.workers = [(self.start_worker(g, f"worker{i}"), g)
+                        for i, g in enumerate(self.worker_groups())]
+        self.procs.extend(p for p, _ in self.workers)
         self.procs.append(start_gunicorn(NOWHERE, self.web_port, d / "web.log",
                                          **WEB_ENV, **self.env()))
         self.procs.append(start_gunicorn(NOWHERE, self.ro_port, d / "ro.log", **WEB_ENV,
@@ -214,7 +250,7 @@ class Figures:
     verify_diffs: list = field(default_factory=list)
     read_only_before: int = 0
     read_only_after: int = 0
-    other_symbols_commits_during_gap: int | None = None
+    other_symbols_commits_during_gap: dict | None = None  # per symbol, kill → first commit
     details: list = field(default_factory=list)
 
     def summary(self) -> str:
@@ -262,6 +298,11 @@ def run_failover(service: Service, *, busy: str | None = None, before: float = 2
     other_watch = AppliedWatch(service.settings, others).start() if others else None
     load = SymbolLoad(service.web_port, seed, symbols, busy=busy if cluster else None,
                       threads=4).start()
+    # A client of the other primaries' symbols only: the load above also waits on the
+    # busy symbol's writes during the gap, which would slow its other symbols for reasons
+    # of its own, not the service's.
+    other_load = SymbolLoad(service.web_port, seed + 1, others, threads=2).start() if (
+        others) else None
     try:
         time.sleep(before)
         replica_seq = _replica_trade_seqs(setup, victim, symbols)
@@ -280,6 +321,12 @@ def run_failover(service: Service, *, busy: str | None = None, before: float = 2
         time.sleep(after)
     finally:
         stats = load.stop()
+        if other_load is not None:
+            more = other_load.stop()
+            stats.acked.update(more.acked)
+            stats.cancel_acked.update(more.cancel_acked)
+            stats.bad.extend(more.bad)
+            stats.timeline.extend(more.timeline)
         recorder.stop()
     service.drained()
     watch.stop()
@@ -287,10 +334,7 @@ def run_failover(service: Service, *, busy: str | None = None, before: float = 2
     if other_watch is not None:
         other_watch.stop()
         gap_end = t_kill + (fig.seconds_to_first_commit or 0)
-        base = [v for t, v in other_watch.samples if t <= t_kill]
-        in_gap = [v for t, v in other_watch.samples if t_kill < t <= gap_end]
-        fig.other_symbols_commits_during_gap = (max(in_gap) - max(base)) if (
-            in_gap and base) else 0
+        fig.other_symbols_commits_during_gap = other_watch.commits_between(t_kill, gap_end)
     after_kill = [(s, a, st) for s, a, st in stats.timeline if s > t_kill]
     fig.answers_after_kill = dict(Counter(st for _, _, st in after_kill))
     acks = [a for s, a, st in after_kill if 200 <= st < 300]

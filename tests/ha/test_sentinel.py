@@ -13,7 +13,9 @@ retry with the same clientOrderId, once the replica is back, returns it (200).
 from __future__ import annotations
 
 import pytest
+import redis
 
+from app.ratelimit import Limiter, parse_config, storage_uri
 from tests.ha.failover import Service, run_failover
 from tests.support import http_json, wait_until
 
@@ -64,3 +66,20 @@ def test_too_few_replicas_answers_replication_timeout_and_a_retry_returns_it(ser
     status, listed = http_json(service.web_port, "GET",
                                "/api/orders?clientOrderId=ha-timeout-1&symbol=BTC-USD")
     assert status == 200 and len(listed["orders"]) == 1
+
+
+def test_rate_limits_count_on_the_sentinel_primary(sentinel_setup):
+    """No RATE_LIMIT_REDIS_URL with a Sentinel store: the limiter finds the primary through
+    the Sentinels (``redis+sentinel://``), as the store does."""
+    settings = sentinel_setup.settings(RATE_LIMITS="write=3/minute,9/day")
+    uri = storage_uri(settings)
+    assert uri.startswith("redis+sentinel://"), uri
+    limiter = Limiter(uri, parse_config(settings.rate_limits))
+    allowed = [limiter.hit("write", "sentinel-test", limiter.config.write)[0]
+               for _ in range(4)]
+    assert allowed == [True, True, True, False]
+    primary = redis.Redis(port=sentinel_setup.master_port())  # after a failover: the new one
+    try:
+        assert len(list(primary.scan_iter(match="me:rl:write:sentinel-test:*"))) == 2
+    finally:
+        primary.close()
