@@ -52,14 +52,7 @@ from bench.compare import (
     run_floor,
 )
 from bench.measure import percentile
-from localrun.processes import (
-    RedisServer,
-    free_port,
-    start_gunicorn,
-    start_worker,
-    stop,
-    wait_until,
-)
+from localrun import processes
 from localrun.replay import diff_against_replay
 from schemas.markets import get_market
 from settings import Settings
@@ -282,7 +275,7 @@ def run_mode(mode: str, args, base: str, r: redis.Redis, watcher: CommitWatcher,
         now = counters(r)
         return all(now[s][1] >= after_post[s][0] for s in SYMBOLS)
 
-    wait_until(drained, timeout=600, interval=0.005, what="the worker to drain")
+    processes.wait_until(drained, timeout=600, interval=0.005, what="the worker to drain")
     processed_at = time.time()
     # CPU milliseconds per accepted order, per process: robust to other load on the box.
     cpu = cpu_run.ms_per(accepted)
@@ -359,13 +352,14 @@ def _start_store(args, workdir: Path) -> dict:
         return {"server": setup.broker, "env": setup.env(), "client": setup.client,
                 "pids": [s.process.pid for s in setup.servers], "memory": memory,
                 "stop": [setup]}
-    server = RedisServer(workdir / "redis", appendonly=True).start()
+    server = processes.RedisServer(workdir / "redis", appendonly=True).start()
     stops, pids = [server], [server.process.pid]
     if args.replica:
-        replica = RedisServer(workdir / "replica", appendonly=True, extra=(
+        replica = processes.RedisServer(workdir / "replica", appendonly=True, extra=(
             "--replicaof", "127.0.0.1", str(server.port))).start()
-        wait_until(lambda: replica.client().info("replication")["master_link_status"] == "up",
-                   timeout=30, what="the replica in sync")
+        processes.wait_until(
+            lambda: replica.client().info("replication")["master_link_status"] == "up",
+            timeout=30, what="the replica in sync")
         stops.insert(0, replica)
         pids.append(replica.process.pid)
     return {"server": server, "env": {}, "pids": pids, "stop": stops,
@@ -405,7 +399,7 @@ def main(argv=None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="load-bench-"))
     store = _start_store(args, workdir)
     server = store["server"]
-    port = free_port()
+    port = processes.free_port()
     env = {"LOG_DIR": str(workdir / "logs"), "LOG_LEVEL": args.log_level, **store["env"],
            "REPLICA_ACKS": str(args.replica_acks)}
     if args.archive:
@@ -420,8 +414,8 @@ def main(argv=None) -> int:
     archiver = []
     results, verify = [], {}
     try:
-        web = start_gunicorn(server.url, port, workdir / "gunicorn.log", **env)
-        worker = start_worker(server.url, workdir / "worker.log", **worker_env)
+        web = processes.start_gunicorn(server.url, port, workdir / "gunicorn.log", **env)
+        worker = processes.start_worker(server.url, workdir / "worker.log", **worker_env)
         if args.archive:
             from localrun.processes import start_archiver, start_beat
 
@@ -433,7 +427,7 @@ def main(argv=None) -> int:
         def healthy():
             with urllib.request.urlopen(f"{base}/api/health", timeout=2) as resp:
                 return resp.status == 200
-        wait_until(healthy, timeout=60, interval=0.1, what="/api/health 200")
+        processes.wait_until(healthy, timeout=60, interval=0.1, what="/api/health 200")
         r = store["client"]()
         watcher = CommitWatcher(server.url, cluster=store["client"](decode_responses=False)
                                 if args.cluster else None)
@@ -455,8 +449,8 @@ def main(argv=None) -> int:
         print(f"final state vs journal replay: {'OK' if ok else 'DIFFERENT'} "
               f"({time.time() - started:.1f} s) {json.dumps(verify)[:2000]}", flush=True)
         if args.compare:
-            stop(web)
-            stop(worker)
+            processes.stop(web)
+            processes.stop(worker)
             results.append(run_floor(args, server.url, port, workdir / "floor.log", env,
                                      lambda floor_base: run_wrk(args, floor_base),
                                      Profiler(workdir / "floor") if args.profile else None))
@@ -470,10 +464,10 @@ def main(argv=None) -> int:
     finally:
         if watcher:
             watcher.close()
-        stop(web)
-        stop(worker)
+        processes.stop(web)
+        processes.stop(worker)
         for proc in archiver:
-            stop(proc)
+            processes.stop(proc)
         for setup in store["stop"]:
             setup.stop()
         if args.keep:

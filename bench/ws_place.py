@@ -124,27 +124,20 @@ def _placer(port: int, n: int, window: int, seconds: float, seed: int, out) -> N
 
 def run(args) -> dict:
     from bench.ws_bench import _pct
-    from localrun.processes import (
-        RedisServer,
-        free_port,
-        start_gunicorn,
-        start_worker,
-        stop,
-        wait_until,
-    )
+    from localrun import processes
 
     tmp = Path(tempfile.mkdtemp(prefix="ws_place_"))
-    redis_srv = RedisServer(tmp / "redis").start()
+    redis_srv = processes.RedisServer(tmp / "redis").start()
     r = redis_srv.client(decode_responses=True)
-    port = free_port()
+    port = processes.free_port()
     web = worker = None
     try:
-        worker = start_worker(redis_srv.url, tmp / "worker.log")
-        wait_until(lambda: all(r.exists(keys.heartbeat(s)) for s in SYMBOLS), timeout=60,
-                   interval=0.2, what="worker heartbeats")
-        web = start_gunicorn(redis_srv.url, port, tmp / "gunicorn.log", RATE_LIMITS="off",
-                             WEB_CONCURRENCY=str(args.web_concurrency),
-                             GUNICORN_CMD_ARGS=f"--bind 127.0.0.1:{port}")
+        worker = processes.start_worker(redis_srv.url, tmp / "worker.log")
+        processes.wait_until(lambda: all(r.exists(keys.heartbeat(s)) for s in SYMBOLS), timeout=60,
+                             interval=0.2, what="worker heartbeats")
+        web = processes.start_gunicorn(redis_srv.url, port, tmp / "gunicorn.log", RATE_LIMITS="off",
+                                       WEB_CONCURRENCY=str(args.web_concurrency),
+                                       GUNICORN_CMD_ARGS=f"--bind 127.0.0.1:{port}")
         ctx = mp.get_context("fork")
         per = [args.clients // args.procs + (1 if i < args.clients % args.procs else 0)
                for i in range(args.procs)]
@@ -161,9 +154,9 @@ def run(args) -> dict:
         t0 = time.monotonic()
         results = [p.recv() for p in pipes]
         acked_s = time.monotonic() - t0
-        wait_until(lambda: all(int(r.get(keys.applied(s)) or 0) == int(r.get(keys.seq(s)) or 0)
-                               for s in SYMBOLS), timeout=300, interval=0.05,
-                   what="the matcher to drain")
+        processes.wait_until(
+            lambda: all(int(r.get(keys.applied(s)) or 0) == int(r.get(keys.seq(s)) or 0)
+                        for s in SYMBOLS), timeout=300, interval=0.05, what="the matcher to drain")
         processed_s = time.monotonic() - t0
         for proc in procs:
             proc.join(10)
@@ -184,8 +177,8 @@ def run(args) -> dict:
         print(orjson.dumps(result).decode(), flush=True)
         return result
     finally:
-        stop(web)
-        stop(worker)
+        processes.stop(web)
+        processes.stop(worker)
         r.close()
         redis_srv.stop()
         shutil.rmtree(tmp, ignore_errors=True)

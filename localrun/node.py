@@ -6,15 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from localrun import processes
 from localrun.crowd import Crowd, request
-from localrun.processes import (
-    RedisServer,
-    free_port,
-    start_gunicorn,
-    start_worker,
-    stop,
-    wait_until,
-)
 
 ACCOUNT, KEY = "crowd", "key-crowd"
 HEADERS = {"X-API-Key": KEY}
@@ -28,16 +21,16 @@ class Node:
     """redis-server + worker + gunicorn; ``close()`` stops them all."""
 
     def __init__(self, tmp: Path, **web_env: str):
-        self.redis = RedisServer(tmp / "redis").start()
-        self.port = free_port()
+        self.redis = processes.RedisServer(tmp / "redis").start()
+        self.port = processes.free_port()
         env = {"API_KEYS": f"{KEY}:{ACCOUNT}", "LOG_DIR": str(tmp / "logs"),
                "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{self.port}"}
-        self.worker = start_worker(self.redis.url, tmp / "worker.log", **env)
-        self.web = start_gunicorn(self.redis.url, self.port, tmp / "gunicorn.log",
-                                  **{**env, **web_env})
+        self.worker = processes.start_worker(self.redis.url, tmp / "worker.log", **env)
+        self.web = processes.start_gunicorn(self.redis.url, self.port, tmp / "gunicorn.log",
+                                            **{**env, **web_env})
         crowd = Crowd(self.port)
-        wait_until(lambda: crowd.run([[health()]]).answers[0].status == 200, timeout=60,
-                   interval=0.2, what="/api/health 200")
+        processes.wait_until(lambda: crowd.run([[health()]]).answers[0].status == 200, timeout=60,
+                             interval=0.2, what="/api/health 200")
 
     def listed_ids(self) -> list[str]:
         """Every order id the account lists, following the cursor."""
@@ -52,6 +45,6 @@ class Node:
                 return ids
 
     def close(self) -> None:
-        stop(self.web)
-        stop(self.worker)
+        processes.stop(self.web)
+        processes.stop(self.worker)
         self.redis.stop()

@@ -10,14 +10,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.support import (
-    RedisServer,
-    free_port,
-    start_gunicorn,
-    start_worker,
-    stop,
-    wait_until,
-)
+from localrun import processes
 
 # A short stale threshold so "worker killed -> 503" shows within seconds; the
 # heartbeat is written every 250 ms, so 2 s tolerates a busy 2-core box.
@@ -49,36 +42,36 @@ class Processes:
     def __init__(self, tmp: Path):
         self.tmp = tmp
         self.log_dir = tmp / "logs"
-        self.redis: list[RedisServer] = []
+        self.redis: list[processes.RedisServer] = []
         self.procs: list[subprocess.Popen] = []
 
-    def redis_server(self, *extra: str, name: str = "redis") -> RedisServer:
-        server = RedisServer(self.tmp / name, extra=extra).start()
+    def redis_server(self, *extra: str, name: str = "redis") -> processes.RedisServer:
+        server = processes.RedisServer(self.tmp / name, extra=extra).start()
         self.redis.append(server)
         return server
 
     def web(self, redis_url: str, name: str = "web", **env: str) -> str:
-        port = free_port()
+        port = processes.free_port()
         env = {"LOG_DIR": str(self.log_dir), "LOG_LEVEL": "INFO",
                "HEARTBEAT_STALE_SECONDS": STALE, "WEB_CONCURRENCY": "2",
                "GUNICORN_THREADS": "16", **env}
-        proc = start_gunicorn(redis_url, port, self.tmp / f"{name}.out", **env)
+        proc = processes.start_gunicorn(redis_url, port, self.tmp / f"{name}.out", **env)
         self.procs.append(proc)
         return f"http://127.0.0.1:{port}"
 
     def worker(self, redis_url: str, name: str = "worker", **env: str) -> subprocess.Popen:
         env = {"LOG_DIR": str(self.log_dir), "LOG_LEVEL": "INFO",
                "HEARTBEAT_STALE_SECONDS": STALE, **env}
-        proc = start_worker(redis_url, self.tmp / f"{name}.out", **env)
+        proc = processes.start_worker(redis_url, self.tmp / f"{name}.out", **env)
         self.procs.append(proc)
         return proc
 
     def kill(self, proc: subprocess.Popen) -> None:
-        stop(proc, signal.SIGKILL)
+        processes.stop(proc, signal.SIGKILL)
 
     def close(self) -> None:
         for proc in reversed(self.procs):
-            stop(proc)
+            processes.stop(proc)
         for server in self.redis:
             server.stop()
 
@@ -103,7 +96,7 @@ def settled(base: str, order_id: str, timeout: float = 20.0) -> dict:
         found["order"] = body
         return status == 200 and body["status"] != "PENDING"
 
-    wait_until(done, timeout=timeout, interval=0.05, what=f"{order_id} processed")
+    processes.wait_until(done, timeout=timeout, interval=0.05, what=f"{order_id} processed")
     return found["order"]
 
 
