@@ -22,14 +22,8 @@ from pathlib import Path
 
 import redis
 
-from localrun.processes import (
-    RedisServer,
-    free_port,
-    start_gunicorn,
-    start_worker,
-    stop,
-    wait_until,
-)
+from localrun import processes
+from localrun.poller import Poller
 from settings import Settings
 from store import keys
 from store.verify import verify
@@ -51,8 +45,8 @@ class Cluster:
     def __init__(self, directory: Path):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.redis = RedisServer(self.dir / "redis", appendonly=True)
-        self.web_port = free_port()
+        self.redis = processes.RedisServer(self.dir / "redis", appendonly=True)
+        self.web_port = processes.free_port()
         self.web = None
         self.workers: list = []  # every worker process started (latest last)
         self._n = 0
@@ -63,8 +57,8 @@ class Cluster:
 
     def start(self, worker: bool = True) -> Cluster:
         self.redis.start()
-        self.web = start_gunicorn(self.redis.url, self.web_port, self.dir / "web.log",
-                                  **WEB_ENV)
+        self.web = processes.start_gunicorn(self.redis.url, self.web_port, self.dir / "web.log",
+                                            **WEB_ENV)
         if worker:
             self.start_worker()
         return self
@@ -78,8 +72,8 @@ class Cluster:
 
     def start_worker(self, **env) -> object:
         self._n += 1
-        proc = start_worker(self.redis.url, self.worker_log(self._n),
-                            LOG_LEVEL=env.pop("LOG_LEVEL", "INFO"), LOG_DIR="", **env)
+        proc = processes.start_worker(self.redis.url, self.worker_log(self._n),
+                                      LOG_LEVEL=env.pop("LOG_LEVEL", "INFO"), LOG_DIR="", **env)
         proc.n = self._n
         self.workers.append(proc)
         return proc
@@ -101,8 +95,8 @@ class Cluster:
         for w in self.workers:
             if w.poll() is None:
                 w.send_signal(signal.SIGCONT)
-            stop(w, timeout=10)
-        stop(self.web, timeout=10)
+            processes.stop(w, timeout=10)
+        processes.stop(self.web, timeout=10)
         self.redis.stop()
 
     # ---------------------------------------------------------------- state
@@ -119,46 +113,30 @@ class Cluster:
     def wait_drained(self, timeout: float = 90.0) -> None:
         r = self.client()
         try:
-            wait_until(lambda: (lambda a, b: a == b)(*self.cursors(r)), timeout=timeout,
-                       interval=0.05, what="the matcher to drain every journal")
+            processes.wait_until(lambda: (lambda a, b: a == b)(*self.cursors(r)), timeout=timeout,
+                                 interval=0.05, what="the matcher to drain every journal")
         finally:
             r.close()
 
 
-class CursorWatch:
+class CursorWatch(Poller):
     """Polls the applied cursors every few ms (reconnecting through outages) so the
     harness can time "kill -> first new commit"."""
 
     def __init__(self, cluster: Cluster, interval: float = 0.005):
-        self.cluster, self.interval = cluster, interval
+        super().__init__(interval, "cursor-watch")
+        self.cluster = cluster
         self.applied = 0
         self.changed_at = 0.0  # monotonic time of the last observed increase
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="cursor-watch")
 
-    def start(self) -> CursorWatch:
-        self._thread.start()
-        return self
+    def connect(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.cluster.redis.port,
+                           decode_responses=True, socket_timeout=0.5, socket_connect_timeout=0.2)
 
-    def _run(self) -> None:
-        r = None
-        while not self._stop.is_set():
-            try:
-                if r is None:
-                    r = redis.Redis(host="127.0.0.1", port=self.cluster.redis.port,
-                                    decode_responses=True, socket_timeout=0.5,
-                                    socket_connect_timeout=0.2)
-                _, applied = self.cluster.cursors(r)
-                if applied > self.applied:
-                    self.applied, self.changed_at = applied, time.monotonic()
-            except redis.RedisError:
-                r = None
-                time.sleep(0.02)
-            time.sleep(self.interval)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+    def sample(self, r: redis.Redis) -> None:
+        _, applied = self.cluster.cursors(r)
+        if applied > self.applied:
+            self.applied, self.changed_at = applied, time.monotonic()
 
     def now_applied(self) -> int:
         """The applied cursors read from Redis now (the poller may lag a few ms)."""
@@ -173,8 +151,8 @@ class CursorWatch:
         """Seconds from ``t0`` to the first cursor increase seen after ``t0`` (past
         ``baseline`` if given)."""
         base = self.applied if baseline is None else baseline
-        wait_until(lambda: self.applied > base and self.changed_at > t0, timeout=timeout,
-                   interval=0.005, what="a new commit")
+        processes.wait_until(lambda: self.applied > base and self.changed_at > t0, timeout=timeout,
+                             interval=0.005, what="a new commit")
         return self.changed_at - t0
 
 
@@ -449,7 +427,7 @@ def round_fault_point(cluster: Cluster, rng: random.Random, load_seconds: float 
                       probability: float = 0.05):
     """(b) the worker kills itself at after_read / before_commit / after_commit."""
     for w in cluster.live_workers():
-        stop(w)
+        processes.stop(w)
     res = RoundResult("fault_point")
     env = {"FAULT_POINTS": ",".join(FAULT_POINTS), "FAULT_PROBABILITY": str(probability)}
     watch = CursorWatch(cluster).start()
@@ -480,7 +458,7 @@ def round_fault_point(cluster: Cluster, rng: random.Random, load_seconds: float 
         watch.stop()
     # Drain with a worker that does not kill itself (the faults already happened).
     for w in cluster.live_workers():
-        stop(w)
+        processes.stop(w)
     cluster.start_worker()
     res.notes["fault_points"] = dict(points)
     return check(cluster, stats, res)
@@ -593,7 +571,7 @@ def round_second_worker(cluster: Cluster, rng: random.Random, load_seconds: floa
         res.details.append(f"the stale worker committed after losing its lease: "
                            f"{stale_commits[:2]}")
     # Keep one worker for the next round: the one that holds the leases.
-    stop(first)
+    processes.stop(first)
     if second.poll() is not None:
         res.details.append("the second worker died")
     return res

@@ -33,6 +33,7 @@ import redis
 import websocket
 
 from localrun.crash import Load, get_json
+from localrun.poller import Poller
 from store import connect, keys
 from store.verify import verify
 from tests.ha.servers import FAST_SYNC, ClusterSetup, SentinelSetup
@@ -102,34 +103,24 @@ class TradeRecorder:
         self._thread.join(timeout=5)
 
 
-class AppliedWatch:
+class AppliedWatch(Poller):
     """Polls the applied cursors through the store client (following the failover)."""
 
+    errors = (redis.RedisError, redis.exceptions.RedisClusterException)
+
     def __init__(self, settings, symbols):
+        super().__init__(0.01, "applied-watch")
         self.settings, self.symbols = settings, list(symbols)
         self.samples: list[tuple[float, int]] = []
         self.per_symbol: list[tuple[float, dict[str, int]]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="applied-watch")
 
-    def start(self) -> AppliedWatch:
-        self._thread.start()
-        return self
+    def connect(self):
+        return connect.tool_client(self.settings, socket_timeout=0.5, socket_connect_timeout=0.3)
 
-    def _run(self) -> None:
-        r = None
-        while not self._stop.is_set():
-            try:
-                if r is None:
-                    r = connect.tool_client(self.settings, socket_timeout=0.5,
-                                            socket_connect_timeout=0.3)
-                values = {s: int(r.get(keys.applied(s)) or 0) for s in self.symbols}
-                self.samples.append((time.monotonic(), sum(values.values())))
-                self.per_symbol.append((time.monotonic(), values))
-            except (redis.RedisError, redis.exceptions.RedisClusterException):
-                r = None
-                time.sleep(0.05)
-            time.sleep(0.01)
+    def sample(self, r) -> None:
+        values = {s: int(r.get(keys.applied(s)) or 0) for s in self.symbols}
+        self.samples.append((time.monotonic(), sum(values.values())))
+        self.per_symbol.append((time.monotonic(), values))
 
     def first_commit_after(self, t0: float) -> float | None:
         before = [v for t, v in self.samples if t <= t0]
@@ -146,10 +137,6 @@ class AppliedWatch:
         if not base or not inside:
             return {s: 0 for s in self.symbols}
         return {s: inside[-1][s] - base[-1][s] for s in self.symbols}
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
 
 
 @dataclass
