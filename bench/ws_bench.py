@@ -40,15 +40,9 @@ import orjson
 
 from bench.measure import cpu_seconds, percentile, process_tree, rss_mb
 from bench.ws_place import server_frames
-from localrun.processes import (
-    RedisServer,
-    free_port,
-    start_gunicorn,
-    start_worker,
-    stop,
-    wait_until,
-)
-from store import codec, keys
+from localrun import processes
+from localrun.synthetic import stage_commit
+from store import keys
 
 SYMBOLS = ("BTC-USD", "ETH-USD")
 TICK, LOT = {"BTC-USD": 100, "ETH-USD": 100}, {"BTC-USD": 1000, "ETH-USD": 100}
@@ -343,18 +337,7 @@ def _synthetic_flow(r, rate: float, seconds: float, stop_at: list) -> None:
         msg = {"type": "commit", "symbol": sym, "sequence": st["seq"], "prevSequence": prev,
                "timestamp": now, "changes": changes, "trades": trades, "orders": []}
         with r.pipeline(transaction=True) as pipe:
-            for ch in changes:
-                key = keys.book(sym, ch["side"])
-                ticks = round(ch["price"] * TICK[sym])
-                lots = round(ch["quantity"] * LOT[sym])
-                pipe.zremrangebyscore(key, ticks, ticks)
-                if lots:
-                    pipe.zadd(key, {codec.encode_level(ticks, lots, ch["orders"]): ticks})
-            for t in trades:
-                pipe.xadd(keys.trades(sym), {"t": orjson.dumps(t)},
-                          id=keys.stream_id(t["sequence"]))
-                pipe.set(keys.trade_seq(sym), t["sequence"])
-            pipe.set(keys.applied(sym), st["seq"])
+            stage_commit(pipe, msg, TICK[sym], LOT[sym])
             pipe.spublish(keys.events_channel(sym), orjson.dumps(msg))
             pipe.execute()
     stop_at.append(time.monotonic())
@@ -393,9 +376,9 @@ def main(argv=None) -> dict:
         p.error("clients 1..20000, seconds <= 600, rate <= 20000")
 
     tmp = Path(tempfile.mkdtemp(prefix="ws_bench_"))
-    redis_srv = RedisServer(tmp / "redis").start()
+    redis_srv = processes.RedisServer(tmp / "redis").start()
     r = redis_srv.client()
-    port = free_port()
+    port = processes.free_port()
     env = {"WEB_CONCURRENCY": str(args.web_concurrency), "LOG_LEVEL": "WARNING",
            "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port}"}  # loopback only
     if args.worker_class:
@@ -405,9 +388,9 @@ def main(argv=None) -> dict:
     web = worker = None
     procs, pipes = [], []
     try:
-        web = start_gunicorn(redis_srv.url, port, tmp / "gunicorn.log", **env)
+        web = processes.start_gunicorn(redis_srv.url, port, tmp / "gunicorn.log", **env)
         if not args.synthetic:
-            worker = start_worker(redis_srv.url, tmp / "worker.log")
+            worker = processes.start_worker(redis_srv.url, tmp / "worker.log")
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
 
             def healthy():
@@ -416,7 +399,8 @@ def main(argv=None) -> dict:
                 resp.read()
                 return resp.status == 200
 
-            wait_until(healthy, timeout=60, interval=0.3, what="matcher ready (GET /api/health)")
+            processes.wait_until(healthy, timeout=60, interval=0.3,
+                                 what="matcher ready (GET /api/health)")
             conn.close()
         rss_before = rss_mb(web.pid)
         ctx = mp.get_context("fork")
@@ -553,8 +537,8 @@ def main(argv=None) -> dict:
             proc.join(5)
             if proc.is_alive():
                 proc.kill()
-        stop(worker)
-        stop(web)
+        processes.stop(worker)
+        processes.stop(web)
         r.close()
         redis_srv.stop()
 
@@ -598,8 +582,9 @@ def _storm_or_idle(args) -> dict:
         sent, stop_at = {}, []
         _post_flow(node.port, rate, seconds, sent, stop_at)
         r = node.redis.client(decode_responses=True)
-        wait_until(lambda: all(int(r.get(keys.applied(s)) or 0) == int(r.get(keys.seq(s)) or 0)
-                               for s in SYMBOLS), timeout=120, what="the worker to drain")
+        processes.wait_until(
+            lambda: all(int(r.get(keys.applied(s)) or 0) == int(r.get(keys.seq(s)) or 0)
+                        for s in SYMBOLS), timeout=120, what="the worker to drain")
         final = {s: int(r.get(keys.trade_seq(s)) or 0) for s in SYMBOLS}
         reports = storm.finish(final, timeout=args.drain + 60)
         result.update({

@@ -15,10 +15,11 @@ import pytest
 import websocket
 
 from app.events import EventHub
+from localrun.synthetic import stage_commit
 from schemas.checksum import checksum_of_levels
 from schemas.markets import get_market
 from settings import Settings
-from store import codec, keys, read
+from store import keys, read
 from tests.support import RedisServer, free_port, start_gunicorn, stop
 from tests.support import http_json as support_http_json
 
@@ -113,17 +114,7 @@ def commit(r, symbol, sequence, prev, changes=(), trades=(), orders=(), publish=
                "prevSequence": prev, "timestamp": int(time.time() * 1000),
                "changes": list(changes), "trades": list(trades), "orders": list(orders)}
     with r.pipeline(transaction=True) as pipe:
-        for ch in changes:
-            key = keys.book(symbol, ch["side"])
-            ticks = round(ch["price"] * TICKS[symbol])
-            lots = round(ch["quantity"] * LOTS[symbol])
-            pipe.zremrangebyscore(key, ticks, ticks)
-            if lots:
-                pipe.zadd(key, {codec.encode_level(ticks, lots, ch["orders"]): ticks})
-        for t in trades:
-            pipe.xadd(keys.trades(symbol), {"t": orjson.dumps(t)}, id=keys.stream_id(t["sequence"]))
-            pipe.set(keys.trade_seq(symbol), t["sequence"])
-        pipe.set(keys.applied(symbol), sequence)
+        stage_commit(pipe, message, TICKS[symbol], LOTS[symbol])
         with_checksum = bool(changes and checksum)
         if publish and not with_checksum:  # one transaction, as the worker's
             pipe.spublish(keys.events_channel(symbol), orjson.dumps(message))
