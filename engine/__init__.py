@@ -1,53 +1,8 @@
 """The matching core: pure, deterministic, no I/O. ``apply(book, command) -> events``."""
 
+from . import types
 from .book import OrderBook
 from .matcher import apply
-from .types import (
-    ANONYMOUS,
-    FINAL_STATUSES,
-    RANK_SHIFT,
-    STOP_TYPES,
-    CancelAll,
-    CancelOrder,
-    Command,
-    Event,
-    ExpireOrder,
-    LevelChanged,
-    Order,
-    OrderType,
-    OrderUpdated,
-    PlaceOrder,
-    Reason,
-    ReduceOrder,
-    SelfTradePrevention,
-    Side,
-    Status,
-    TimeInForce,
-    TradeExecuted,
-)
+from .types import *  # noqa: F403 (the commands, events and enums: engine.types.__all__)
 
-__all__ = [
-    "ANONYMOUS",
-    "FINAL_STATUSES",
-    "RANK_SHIFT",
-    "STOP_TYPES",
-    "CancelAll",
-    "CancelOrder",
-    "Command",
-    "Event",
-    "ExpireOrder",
-    "LevelChanged",
-    "Order",
-    "OrderBook",
-    "OrderType",
-    "OrderUpdated",
-    "PlaceOrder",
-    "Reason",
-    "ReduceOrder",
-    "SelfTradePrevention",
-    "Side",
-    "Status",
-    "TimeInForce",
-    "TradeExecuted",
-    "apply",
-]
+__all__ = ["OrderBook", "apply", *types.__all__]

@@ -225,3 +225,9 @@ class LevelChanged:
 
 
 Event = OrderUpdated | TradeExecuted | LevelChanged
+
+# What ``engine`` re-exports: the commands, the events and their enums.
+__all__ = ["ANONYMOUS", "FINAL_STATUSES", "RANK_SHIFT", "STOP_TYPES", "CancelAll", "CancelOrder",
+           "Command", "Event", "ExpireOrder", "LevelChanged", "Order", "OrderType", "OrderUpdated",
+           "PlaceOrder", "Reason", "ReduceOrder", "SelfTradePrevention", "Side", "Status",
+           "TimeInForce", "TradeExecuted"]
