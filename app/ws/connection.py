@@ -101,7 +101,8 @@ def option(app: Flask, name: str):
 class Limits:
     """The app's per-connection tunables, read once per app (shared by its connections)."""
 
-    __slots__ = ("queue_max", "max_subs", "snapshot_levels", "sndbuf", "send_timeout")
+    __slots__ = ("queue_max", "max_subs", "snapshot_levels", "sndbuf", "send_timeout",
+                 "ping_interval")
 
     def __init__(self, app: Flask):
         self.queue_max = int(option(app, "ws_queue_max"))
@@ -109,6 +110,7 @@ class Limits:
         self.snapshot_levels = int(option(app, "ws_snapshot_levels"))
         self.sndbuf = int(option(app, "ws_sndbuf"))
         self.send_timeout = float(option(app, "ws_send_timeout"))
+        self.ping_interval = float(option(app, "ws_ping_interval"))
 
 
 def limits_for(app: Flask) -> Limits:
@@ -126,12 +128,14 @@ class Connection:
         "_slot_renewed", "account", "_registered", "_redis", "_entries", "__weakref__",
     )
 
-    def __init__(self, ws, app: Flask):
+    def __init__(self, raw_socket, app: Flask):
         self.app = app
         self.settings = app.config["SETTINGS"]
         self.hub = get_hub(app)
         self.limits = limits = limits_for(app)
-        self.transport = Transport(ws, sndbuf=limits.sndbuf, send_timeout=limits.send_timeout)
+        self.transport = Transport.open(raw_socket, sndbuf=limits.sndbuf,
+                                        send_timeout=limits.send_timeout,
+                                        ping_interval=limits.ping_interval)
         self.queue: deque = deque()  # app.events.Batch / MarketBatch, hub -> own thread
         # Messages queued (hub thread) and taken (own thread): each counter has one
         # writer, so the difference, the backlog, needs no lock.
