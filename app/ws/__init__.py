@@ -27,6 +27,7 @@ __all__ = ["DEFAULTS", "GOING_AWAY", "MAX_FRAME_BYTES", "close_all", "connection
            "init_app"]
 
 log = logging.getLogger(__name__)
+INTERNAL_ERROR = (1011, "internal error")
 
 
 def init_app(app: Flask) -> None:
@@ -43,6 +44,8 @@ def websocket(raw_socket) -> None:
         pass
     except Exception:  # never let Flask write an HTTP error onto the socket
         log.exception("ws connection failed")
+        if conn is not None:
+            conn.transport.close(*INTERNAL_ERROR)
     finally:
         if conn is not None:
             conn.transport.release()
