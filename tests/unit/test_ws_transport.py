@@ -163,3 +163,11 @@ def test_peer_gone_is_not_connected(pair):
     t = open_transport()
     client.close()
     assert wait_for_message(t) is None and not t.connected
+
+
+def test_client_close_without_code_echoed_empty(pair):
+    open_transport, client = pair
+    t = open_transport()
+    client.sendall(client_frame(b"", opcode=8))
+    assert wait_for_message(t) is None and not t.connected
+    assert server_frames(client, 0.5) == [(8, b"")]
