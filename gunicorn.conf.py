@@ -14,7 +14,7 @@ box and moment for both classes):
   300/s (~280k events/s)      1.7 us CPU/event, 0 cut    3.1 us CPU/event, 9 cut (1008)
   REST 500/s offered          web 46 s CPU / 6.5M events web 125 s CPU / 6.2M events
 
-With gthread every socket pins an OS thread (plus simple-websocket's reader thread), and
+With gthread every socket pins an OS thread (plus a reader thread, app/ws/transport.py), and
 each commit wakes every one of them: GIL hand-offs make fan-out cost ~2x the CPU and ~3x
 the latency, and a few thousand sockets mean a few thousand threads. gevent switches
 greenlets in user space, so one worker holds thousands of idle sockets cheaply. The
@@ -71,10 +71,10 @@ OPEN_FILES_LIMIT = _raise_open_files_limit()
 bind = [f"0.0.0.0:{int(os.environ.get('PORT', '3000'))}"]
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent")
-# gevent: one greenlet per connection (two per WebSocket: ours and simple-websocket's
-# reader); worker_connections caps open sockets per worker process.
-# 10,000 per worker: 5,000 idle subscribed sockets on one node measured at ~48 KiB
-# each (make test-capacity), so a node's 20,000 fit in about 1 GB. Never more than
+# gevent: one greenlet per connection, WebSockets included (the socket is read on the
+# route's greenlet); worker_connections caps open sockets per worker process.
+# 10,000 per worker: 5,000 idle subscribed sockets on one node measured at ~35 KiB
+# each (tests/capacity), so a node's 20,000 fit in about 700 MB. Never more than
 # the file descriptors a worker has (less a margin for Redis, logs and the listener):
 # past that, accept() fails with EMFILE and gevent spins on it.
 worker_connections = min(int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "10000")),
