@@ -73,6 +73,24 @@ def order_fields(order_id: str, account: str, request: dict, request_id: str) ->
     ]
 
 
+def order_values(account: str, request: dict, request_id: str) -> list[str]:
+    """What accept.lua takes after its first four arguments: the values of
+    ``order_fields`` without the names and without what it has already (the id, the
+    clientOrderId, oqty = qty); the script rebuilds ``order_fields``' list from them.
+    Figure: 36 -> 17 arguments per EVALSHA, the accept's pack + send + Redis parse; CPU per
+    order in ``flock /tmp/heavy.lock .venv/bin/python -m bench.load --mode both --seconds
+    10``, README "Cost per order"."""
+    price = request["price"]
+    stop, exp = request.get("stop_price"), request.get("expire_time")
+    return [
+        request["symbol"], account, request["side"].value, request["order_type"].value,
+        request["time_in_force"].value, "1" if request["post_only"] else "0",
+        request["self_trade_prevention"].value, "" if price is None else str(price),
+        str(request["quantity"]), "" if stop is None else str(stop),
+        "" if exp is None else str(exp), request.get("replaces_order_id") or "", request_id,
+    ]
+
+
 def _int_or_none(value: str | None) -> int | None:
     return int(value) if value else None
 
