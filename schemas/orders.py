@@ -127,9 +127,9 @@ class PlaceOrderSchema(StrictSchema):
         a closure per field). Anything else, an unknown key, a missing quantity or any
         error at all, goes through ``load`` itself, which answers exactly as before (the
         same errors and messages: this path never builds an error).
-        Figure: 30.5 -> 9.9 us per order (micro-loop of the load.lua order mix); web CPU per
-        order in ``flock /tmp/heavy.lock .venv/bin/python -m bench.load --mode both
-        --seconds 10``, README "Cost per order"."""
+        Figure: 22.6 -> 9.2 us per order (micro-loop of bench/load.lua's order mix): the
+        bulk of the batch path's web CPU per order (``flock /tmp/heavy.lock .venv/bin/python
+        -m bench.load --mode batch --seconds 10``, README "Cost per order")."""
         try:
             out = dict(self._defaults)
             by_key = self._by_key
