@@ -74,12 +74,26 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, process_name: str):
         super().__init__()
         self.process_name = process_name
+        self._second, self._second_text = None, ""
 
     def format(self, record: logging.LogRecord) -> str:
+        # Both handlers (the file and stderr) share this formatter: the second one gets
+        # the line the first made (an access line per POST at INFO).
+        cached = record.__dict__.get("_me_line")
+        if cached is not None and cached[0] is self:
+            return cached[1]
+        line = self._format(record)
+        record._me_line = (self, line)
+        return line
+
+    def _format(self, record: logging.LogRecord) -> str:
         ct = record.created
+        second = int(ct)
+        if second != self._second:  # strftime once per second, not per line
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
         out = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ct))
-            + f".{int(ct % 1 * 1000):03d}Z",
+            "ts": self._second_text + f".{int(ct % 1 * 1000):03d}Z",
             "level": record.levelname,
             "logger": record.name,
             "process": self.process_name,

@@ -65,10 +65,11 @@ def place(desk: Desk, account: str, orders: list[dict], request_ids: list[str]) 
         results = [journal.accept(desk.redis, *items[0], s.max_open_orders_per_account)]
     else:
         results = journal.accept_many(desk.redis, items, s.max_open_orders_per_account)
-    out, wake = [], {}
+    out, wake, accepted = [], {}, {}
     for (market, _, data, _), result in zip(items, results, strict=True):
         if result.outcome == "created":
-            metrics.count_accepted(result.order)
+            kind = (market.symbol, result.order["orderType"])
+            accepted[kind] = accepted.get(kind, 0) + 1
             if result.woke:
                 wake[market.symbol] = result.sequence
             out.append(Placed(202, result.order, sequence=result.sequence))
@@ -82,6 +83,7 @@ def place(desk: Desk, account: str, orders: list[dict], request_ids: list[str]) 
                            f"At most {s.max_open_orders_per_account} open orders per account "
                            f"on one market.")
             out.append(Placed(429, error=err))
+    metrics.count_accepted(accepted)
     for symbol, sequence in wake.items():
         wake_matcher(desk, symbol, sequence)
     return out

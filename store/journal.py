@@ -64,7 +64,7 @@ def _accept_call(script, client, market, account, request, request_id, max_open)
               keys.events_channel(symbol)],
         args=[order_id, request["client_order_id"] or "", max_open,
               events.encode_pending(pending),
-              *codec.order_fields(order_id, account, request, request_id)],
+              *codec.order_values(account, request, request_id)],
         client=client,
     )
     return order_id, pending

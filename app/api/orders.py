@@ -87,7 +87,7 @@ def place_order():
     account = auth.current_account(required=True)
     body = json_object()
     wait = query(_WAIT_QUERY)
-    request_data = _place_schema().load(body)
+    request_data = _place_schema().load_order(body)
     return _accept_and_answer(account, request_data, wait, processed_status=201)
 
 
@@ -97,7 +97,7 @@ def test_order():
     auth.current_account(required=True)
     body = json_object()
     query(_NO_QUERY)
-    market_for(_place_schema().load(body)["symbol"])
+    market_for(_place_schema().load_order(body)["symbol"])
     return jsonify({"valid": True}), 200
 
 
@@ -110,7 +110,7 @@ def replace_order(order_id: str):
     if original["status"] in FINAL:
         raise ApiError(409, "ORDER_NOT_REPLACEABLE", f"The order is already {original['status']}.")
     body.setdefault("symbol", original["sym"])  # a replace stays on the original's market
-    request_data = _place_schema().load(body)
+    request_data = _place_schema().load_order(body)
     if request_data["symbol"] != original["sym"]:
         raise ApiError(400, "VALIDATION_ERROR", "A replace keeps the original's symbol.",
                        {"symbol": [f"Must be {original['sym']}, the original order's symbol."]})
@@ -159,7 +159,7 @@ def place_batch():
         try:
             if not isinstance(raw, dict):
                 raise ValidationError({"_schema": ["Each order must be a JSON object."]})
-            data = schema.load(raw)
+            data = schema.load_order(raw)
         except ValidationError as err:
             results[i] = _error_item(err)
             metrics.count_item_rejected("VALIDATION_ERROR")

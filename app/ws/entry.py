@@ -152,7 +152,7 @@ def _place_body(conn, data) -> dict:
     except ValueError as exc:
         raise ApiError(400, "INVALID_JSON", f"The frame is not valid JSON: {exc}") from None
     del body["op"], body["reqId"]
-    return trading.for_app(conn.app).place_schema.load(body)
+    return trading.for_app(conn.app).place_schema.load_order(body)
 
 
 def _cancel(conn, raw: dict) -> dict:

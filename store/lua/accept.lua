@@ -6,7 +6,11 @@
 --       9 the symbol's GTD schedule (zset order id -> expireTime), 10 events channel
 -- ARGV: 1 order id, 2 clientOrderId or '', 3 max open orders (0: none),
 --       4 the PENDING order JSON without sequence/timestamp/updatedAt,
---       5.. field/value pairs of the order (store/codec.py)
+--       5 sym, 6 acct, 7 side, 8 otype, 9 tif, 10 post, 11 stp, 12 price, 13 qty,
+--       14 stop, 15 exp, 16 rep, 17 rid (store/codec.py order_values)
+-- The field names are here, not in ARGV, and id / coid / oqty reuse ARGV 1 / 2 / 13: 17
+-- arguments instead of 36 (store/codec.py says why; the entry and the hash are the same
+-- fields in the same order as codec.order_fields).
 -- Returns {1, seq, ts, woke} | {0, existing order id} | {-1, ''} (too many open orders)
 if ARGV[2] ~= '' then
   local existing = redis.call('HGET', KEYS[6], ARGV[2])
@@ -18,13 +22,11 @@ local seq = redis.call('INCR', KEYS[1])
 local now = redis.call('TIME')
 local ms = now[1] * 1000 + math.floor(now[2] / 1000)
 local ts = string.format('%d', ms)
-local fields = {}
-for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
-for i = 5, #ARGV - 1, 2 do
-  if ARGV[i] == 'exp' and ARGV[i + 1] ~= '' then
-    redis.call('ZADD', KEYS[9], ARGV[i + 1], ARGV[1])
-  end
-end
+local fields = {'id', ARGV[1], 'sym', ARGV[5], 'acct', ARGV[6], 'side', ARGV[7],
+                'otype', ARGV[8], 'tif', ARGV[9], 'post', ARGV[10], 'stp', ARGV[11],
+                'coid', ARGV[2], 'price', ARGV[12], 'qty', ARGV[13], 'oqty', ARGV[13],
+                'stop', ARGV[14], 'exp', ARGV[15], 'rep', ARGV[16], 'rid', ARGV[17]}
+if ARGV[15] ~= '' then redis.call('ZADD', KEYS[9], ARGV[15], ARGV[1]) end
 redis.call('XADD', KEYS[2], seq .. '-1', 'op', 'place', 'ts', ts, unpack(fields))
 -- n orders the account's lists, across symbols too (store/keys.py): the acceptance time
 -- in ms * 1000, kept strictly increasing per (account, symbol). Formatted with %d: Lua's

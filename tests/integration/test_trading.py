@@ -61,3 +61,42 @@ def test_store_errors_map_to_client_errors_in_one_place():
     bad = store_error(BadCursor("x"))
     assert (bad.status, bad.code, list(bad.fields)) == (400, "VALIDATION_ERROR", ["cursor"])
     assert store_error(KeyError("not the store's")) is None
+
+
+@pytest.mark.parametrize("extra", [
+    {},
+    {"clientOrderId": "c-9", "postOnly": True},
+    {"orderType": "STOP_LIMIT", "stopPrice": "101"},
+    {"timeInForce": "GTD", "expireTime": None},  # filled in below: 60 s ahead
+])
+def test_the_journal_entry_and_hash_are_codec_order_fields(settings, extra):
+    """accept.lua gets the values only and names them itself: what it writes must be
+    ``codec.order_fields`` exactly (names, values, order), which replay and the matcher
+    read (one batch of two and one single call)."""
+    import time
+
+    from store import codec, keys
+
+    if "expireTime" in extra:
+        extra = {**extra, "expireTime": int(time.time() * 1000) + 60_000}
+    desk = _desk(settings)
+    r = desk.redis  # decoded replies
+    orders = [_load(desk, extra), _load(desk, {**extra, "clientOrderId": None})]
+    placed = trading.place(desk, "carol", orders, ["rid.0", "rid.1"])
+    placed += trading.place(desk, "carol", [_load(desk, {"type": "SELL"})], ["rid.2"])
+    sent = [*orders, _load(desk, {"type": "SELL"})]
+    entries = r.xrange(keys.journal("BTC-USD"))
+    assert len(entries) == 3
+    for (entry_id, fields), p, request, rid in zip(entries, placed, sent,
+                                                   ["rid.0", "rid.1", "rid.2"], strict=True):
+        want = codec.order_fields(p.order["id"], "carol", request, rid)
+        ts = str(p.order["timestamp"])
+        assert list(fields.items()) == [("op", "place"), ("ts", ts),
+                                        *zip(want[::2], want[1::2], strict=True)]
+        assert entry_id == f"{p.sequence}-1"
+        h = r.hgetall(keys.order(p.order["id"]))
+        assert {k: h[k] for k in want[::2]} == dict(zip(want[::2], want[1::2], strict=True))
+        if request["expire_time"] is not None:
+            assert r.zscore(keys.gtd("BTC-USD"), p.order["id"]) == float(request["expire_time"])
+        else:
+            assert r.zscore(keys.gtd("BTC-USD"), p.order["id"]) is None
