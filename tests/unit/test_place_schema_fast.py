@@ -20,10 +20,25 @@ VALUES = {
     "type": ["BUY", "SELL", "buy", None, 1, True],
     "side": ["BUY", "SELL", "HOLD", None, 0],
     "orderType": ["LIMIT", "MARKET", "STOP_LIMIT", "STOP_MARKET", "limit", None, 3],
-    "price": ["100", "100.5", "100.123", " 101 ", "-1", "0", 100, Decimal("99.5"), 1.5, "1e3",
-              "abc", None, True, "NaN", [], {"a": 1}],
-    "quantity": ["1", "0.5", "0.0001", "0", "-2", 2, Decimal("0.25"), None, False, "x",
-                 "1" * 30],
+    "price": [
+        "100",
+        "100.5",
+        "100.123",
+        " 101 ",
+        "-1",
+        "0",
+        100,
+        Decimal("99.5"),
+        1.5,
+        "1e3",
+        "abc",
+        None,
+        True,
+        "NaN",
+        [],
+        {"a": 1},
+    ],
+    "quantity": ["1", "0.5", "0.0001", "0", "-2", 2, Decimal("0.25"), None, False, "x", "1" * 30],
     "timeInForce": ["GTC", "IOC", "FOK", "GTD", "gtc", None, 7],
     "postOnly": [True, False, 1, 0, "true", None],
     "clientOrderId": ["c1", "abc\n", "a" * 64, "a" * 65, "bad id", "", None, 12],
@@ -63,8 +78,12 @@ def test_load_order_is_load(seed):
     for _ in range(2500):
         body = {}
         if rnd.random() < 0.6:  # mostly valid-looking bodies, so both paths are exercised
-            body = {"symbol": "BTC-USD", "type": rnd.choice(["BUY", "SELL"]),
-                    "price": rnd.choice(["100", "100.5", "99.25"]), "quantity": "1"}
+            body = {
+                "symbol": "BTC-USD",
+                "type": rnd.choice(["BUY", "SELL"]),
+                "price": rnd.choice(["100", "100.5", "99.25"]),
+                "quantity": "1",
+            }
         for key in rnd.sample(common, rnd.randint(0, 3)) + rnd.sample(rare, rnd.randint(0, 2)):
             body[key] = _value(rnd, key)
         expected = _outcome(SCHEMA.load, dict(body))
