@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 from pathlib import Path
 
@@ -457,6 +458,8 @@ def test_fast_event_constructors_build_equal_events():
     args = (o, Status.OPEN, None, 0, 0, 9, 2)
     assert matcher._Updated(*args) == OrderUpdated(*args)
     assert type(matcher._Updated(*args)) is OrderUpdated
+    with pytest.raises(dataclasses.FrozenInstanceError):  # still frozen after the swap
+        matcher._Updated(*args).status = Status.FILLED
     targs = (1, 2, 3, "m", "t", BUY, 5)
     assert matcher._Trade(*targs) == TradeExecuted(*targs)
     assert matcher._Level(BUY, 1, 2, 3) == LevelChanged(BUY, 1, 2, 3)
