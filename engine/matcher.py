@@ -353,7 +353,7 @@ def _place(book: OrderBook, cmd: PlaceOrder) -> list[Event]:
         if tif == _GTC and price is not None and cancelled is None:
             # A GTC limit that does not cross rests here, without the call into _match
             # (its first branch, same events): the deep run of ``make bench``
-            # (``python -m bench.engine_bench``; /tmp/eng-inproc.py, see the module doc)
+            # (``python -m bench.engine_bench``; ``python -m bench.engine_ab OLD_ENGINE_DIR``)
             # is 57 % GTC limits, most of them resting.
             if taker.side == _BUY:
                 best = book._best_ask
