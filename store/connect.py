@@ -26,11 +26,20 @@ from __future__ import annotations
 
 import redis
 from redis.cluster import ClusterNode, LoadBalancingStrategy
+from redis.maint_notifications import MaintNotificationsConfig
 from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 
 from settings import Settings
 from store import replica_acks
 from store.pool import waiting_client, waiting_pool_class
+
+# redis-py 8 speaks RESP3 by default and then turns "maintenance notifications" (a Redis
+# Enterprise / Cloud feature) to "auto". With them on, its pools skip their check that a
+# connection handed out has no unread reply: a connection returned with a reply left
+# unread (a command cut off between its write and its read) gave that stale reply to the
+# next command, a GET answered PONG (tests/integration/test_pool_ready_check.py). We run
+# plain Redis, Sentinel and Cluster: off, so every pool checks again.
+NO_MAINT_NOTIFICATIONS = MaintNotificationsConfig(enabled=False)
 
 
 class _SentinelBlockingPool(SentinelConnectionPool, redis.BlockingConnectionPool):
@@ -68,6 +77,7 @@ def store_client(settings: Settings, *, max_connections: int, wait_seconds: floa
     node on a Cluster), waiting ``wait_seconds`` for one. ``read_only`` (default: the
     node's READ_ONLY) reads a replica. ``options``: redis-py socket options."""
     read_only = settings.read_only if read_only is None else read_only
+    options.setdefault("maint_notifications_config", NO_MAINT_NOTIFICATIONS)
     which = kind(settings)
     base = SentinelManagedConnection if which == "sentinel" else redis.Connection
     if acked and settings.replica_acks > 0 and not read_only:
@@ -99,7 +109,8 @@ def events_client(settings: Settings):
     """A client for the event hub's one subscription (``.pubsub()``): on a Cluster a
     RedisCluster, whose ``pubsub()`` SSUBSCRIBEs each symbol on its slot's node (a read-only
     node: on a replica; sharded messages reach the replicas of the shard)."""
-    options = dict(socket_connect_timeout=2, socket_keepalive=True)
+    options = dict(socket_connect_timeout=2, socket_keepalive=True,
+                   maint_notifications_config=NO_MAINT_NOTIFICATIONS)
     which = kind(settings)
     if which == "cluster":
         return store_client(settings, max_connections=8, wait_seconds=5, **options)
