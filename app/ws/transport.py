@@ -41,6 +41,11 @@ MESSAGE_TOO_BIG = (1009, "Message is too big")
 PING_TIMEOUT = (1008, "Ping/Pong timeout")
 RECV_BYTES = 16384  # one read; client frames are small (ops), a 1 MiB one takes 64
 READS_PER_WAIT = 16  # then the others get their turn (the socket is still readable)
+# After our close frame, how long to read on for the client's (RFC 6455 7.1.1). Closing
+# the socket at once, with client bytes unread, makes the kernel send a reset, and a
+# client that was still sending (the rest of an over-long message, a burst of ops)
+# could lose our close frame, and its reason, to that reset.
+CLOSE_REPLY_SECONDS = 1.0
 _PING = b"\x89\x00"  # an unmasked ping frame without payload
 
 
@@ -188,13 +193,29 @@ class Transport:
             return False
 
     def close(self, code: int, message: str) -> None:
-        """A close frame with ``code`` and ``message`` (once; a broken socket is dropped)."""
+        """A close frame with ``code`` and ``message`` (once; a broken socket is dropped),
+        then the client's bytes are read and dropped until its close frame comes back
+        (at most ``CLOSE_REPLY_SECONDS``)."""
         if self.connected:
             self.connected = False
             try:
                 self._send(self._proto.send(CloseConnection(code, message)))
             except (OSError, LocalProtocolError):
-                pass
+                return
+            self._await_close_reply(CLOSE_REPLY_SECONDS)
+
+    def _await_close_reply(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            self._wait(left)
+            data = self._read()
+            if data is None:
+                return
+            if not data:
+                continue
+            self._proto.receive_data(data)
+            if any(type(event) is CloseConnection for event in self._proto.events()):
+                return
 
     def abort(self) -> None:
         self.connected = False
@@ -363,12 +384,13 @@ class _ThreadTransport(Transport):
     """Threads (gthread): a reader thread per socket does the blocking reads and hands
     the bytes over; the waits stay the connection thread's own."""
 
-    __slots__ = ("_chunks", "_event")
+    __slots__ = ("_chunks", "_event", "_released")
 
     def __init__(self, raw, *args):
         super().__init__(raw, *args)
         self._chunks: deque = deque()  # bytes read; None: the socket closed
         self._event = threading.Event()
+        self._released = False  # reads go on after our close frame, for the client's
         threading.Thread(target=self._reader, name="ws-reader", daemon=True).start()
 
     def wake(self) -> None:
@@ -382,8 +404,12 @@ class _ThreadTransport(Transport):
     def _read(self) -> bytes | None:
         return self._chunks.popleft() if self._chunks else b""
 
+    def release(self) -> None:
+        super().release()
+        self._released = True
+
     def _reader(self) -> None:
-        while self.connected:
+        while not self._released:
             try:
                 data = self._raw.recv(RECV_BYTES)
             except TimeoutError:

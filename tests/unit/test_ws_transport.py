@@ -7,6 +7,7 @@ the framing and ping logic is the same code under gevent (tests/e2e cover that).
 from __future__ import annotations
 
 import socket
+import threading
 import time
 
 import pytest
@@ -27,10 +28,11 @@ def client_frame(payload: bytes, opcode: int = 1, fin: bool = True) -> bytes:
     return head + b"\0\0\0\0" + payload
 
 
-def server_frames(peer: socket.socket, timeout: float = 2.0) -> list[tuple[int, bytes]]:
-    """The (opcode, payload) frames the server sent, read until ``timeout`` of quiet."""
+def server_frames(peer: socket.socket, timeout: float = 2.0,
+                  data: bytes = b"") -> list[tuple[int, bytes]]:
+    """The (opcode, payload) frames the server sent, read until ``timeout`` of quiet
+    (``data``: bytes of them read already)."""
     peer.settimeout(timeout)
-    data = b""
     try:
         while True:
             chunk = peer.recv(65536)
@@ -171,3 +173,71 @@ def test_client_close_without_code_echoed_empty(pair):
     client.sendall(client_frame(b"", opcode=8))
     assert wait_for_message(t) is None and not t.connected
     assert server_frames(client, 0.5) == [(8, b"")]
+
+
+def tcp_pair():
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    server, _ = listener.accept()
+    listener.close()
+    return server, client
+
+
+def unread(sock: socket.socket) -> bool:
+    sock.settimeout(0)
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK))
+    except BlockingIOError:
+        return False
+
+
+def test_close_reads_on_to_the_clients_close():
+    # A TCP socket closed with client bytes unread sends a reset instead of a FIN, and a
+    # reset throws away what the server had not sent yet: a client still sending (ops,
+    # the rest of an over-long message) could lose our close frame and its reason. So
+    # after its close frame the server reads on, dropping what comes, to the client's.
+    server, client = tcp_pair()
+    t = Transport.open(server, sndbuf=65536, send_timeout=2.0, ping_interval=0.0)
+    try:
+        client.sendall(client_frame(b"x" * 1000) * 100)  # ops the server never reads
+        time.sleep(0.05)
+        got: list = []
+
+        def client_side():  # reads to our close frame, then answers it, as clients do
+            data = b""
+            client.settimeout(3)
+            while b"\x88\x08\x03\xf0policy" not in data and (chunk := client.recv(65536)):
+                data += chunk
+            got.extend(server_frames(client, 0.01, data))
+            time.sleep(0.1)
+            client.sendall(client_frame((1008).to_bytes(2, "big"), opcode=8))
+
+        reader = threading.Thread(target=client_side)
+        reader.start()
+        started = time.monotonic()
+        t.close(1008, "policy")
+        took = time.monotonic() - started
+        reader.join(5)
+        assert got == [(8, (1008).to_bytes(2, "big") + b"policy")]
+        assert not unread(server)  # closing it now sends a FIN, not a reset
+        assert 0.1 <= took < 0.9  # back when the client's close came, not at the bound
+    finally:
+        t.release()
+        client.close()
+        server.close()
+
+
+def test_close_waits_for_a_silent_client_a_bounded_time(monkeypatch):
+    monkeypatch.setattr("app.ws.transport.CLOSE_REPLY_SECONDS", 0.3)
+    server, client = tcp_pair()
+    t = Transport.open(server, sndbuf=65536, send_timeout=2.0, ping_interval=0.0)
+    try:
+        started = time.monotonic()
+        t.close(1001, "server shutting down")
+        assert 0.25 <= time.monotonic() - started < 1.0
+        assert server_frames(client, 0.5) == [
+            (8, (1001).to_bytes(2, "big") + b"server shutting down")]
+    finally:
+        t.release()
+        client.close()
+        server.close()
