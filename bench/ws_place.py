@@ -22,6 +22,7 @@ from pathlib import Path
 
 import orjson
 
+from bench.measure import percentile
 from store import keys
 
 SYMBOLS = ("BTC-USD", "ETH-USD")
@@ -123,7 +124,6 @@ def _placer(port: int, n: int, window: int, seconds: float, seed: int, out) -> N
 
 
 def run(args) -> dict:
-    from bench.ws_bench import _pct
     from localrun import processes
 
     tmp = Path(tempfile.mkdtemp(prefix="ws_place_"))
@@ -171,7 +171,8 @@ def run(args) -> dict:
             "mode": "place", "clients": args.clients, "window": args.window,
             "seconds": round(acked_s, 1), "accepted": acks,
             "accepted_per_s": round(acks / acked_s), "errors": errors,
-            "ack_ms": {"p50": round(_pct(lat, 0.5), 2), "p99": round(_pct(lat, 0.99), 2)},
+            "ack_ms": {"p50": round(percentile(lat, 50) or 0, 2),
+                       "p99": round(percentile(lat, 99) or 0, 2)},
             "processed_per_s": round(processed / processed_s),
         }
         print(orjson.dumps(result).decode(), flush=True)
