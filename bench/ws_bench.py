@@ -363,6 +363,7 @@ def main(argv=None) -> dict:
     p.add_argument("--place", action="store_true",
                    help="order entry over the socket: accepted orders/s (bench/ws_place.py)")
     p.add_argument("--window", type=int, default=32, help="--place: frames in flight per socket")
+    p.add_argument("--profile", action="store_true", help="--place: py-spy on the web")
     args = p.parse_args(argv)
     if args.place:
         from bench import ws_place

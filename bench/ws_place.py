@@ -5,9 +5,11 @@ Own redis-server, matching worker and gunicorn (gunicorn.conf.py, its defaults: 
 logging). ``--clients`` sockets (raw, in ``--procs`` processes with a selector loop
 each) keep ``--window`` ``place`` frames in flight each for ``--seconds``: limit orders
 around 100.00, BUY or SELL at random, so about half trade on arrival (the ``make load``
-mix). Figures: accepted orders/s (acks), errors by code, ack latency p50/p99, and
-processed orders/s (accepted until the matcher applied the last one). The last line is
-one JSON object.
+mix). Figures: accepted orders/s (acks), errors by code, ack latency p50/p99,
+processed orders/s (accepted until the matcher applied the last one) and, as ``make load``
+prints them, the CPU milliseconds per accepted order of each process (each gunicorn
+worker, the matcher, redis-server). ``--profile`` adds py-spy on the web (top self time).
+The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import orjson
 
+from bench.compare import ProcessCpu
 from bench.measure import percentile
 from store import keys
 
@@ -151,6 +154,14 @@ def run(args) -> dict:
             pipes.append(parent)
         for p in pipes:
             assert p.recv() == "started"
+        cpu = ProcessCpu({"web": web.pid, "matcher": worker.pid,
+                          "redis-server": int(r.info("server")["process_id"])})
+        profiler = None
+        if args.profile:
+            from bench.load import Profiler
+
+            profiler = Profiler(tmp)
+            profiler.start("web", web.pid, int(args.seconds), subprocesses=True)
         t0 = time.monotonic()
         results = [p.recv() for p in pipes]
         acked_s = time.monotonic() - t0
@@ -158,6 +169,7 @@ def run(args) -> dict:
             lambda: all(int(r.get(keys.applied(s)) or 0) == int(r.get(keys.seq(s)) or 0)
                         for s in SYMBOLS), timeout=300, interval=0.05, what="the matcher to drain")
         processed_s = time.monotonic() - t0
+        cpu_ms = cpu.ms_per(sum(a for a, _, _ in results))
         for proc in procs:
             proc.join(10)
         acks = sum(a for a, _, _ in results)
@@ -174,7 +186,19 @@ def run(args) -> dict:
             "ack_ms": {"p50": round(percentile(lat, 50) or 0, 2),
                        "p99": round(percentile(lat, 99) or 0, 2)},
             "processed_per_s": round(processed / processed_s),
+            "cpu_ms_per_order": cpu_ms,
         }
+        if profiler:
+            hot = profiler.report(top=25)["web"]
+            kept = Path(tempfile.gettempdir()) / "ws_place_web.txt"
+            shutil.copy(tmp / "web.txt", kept)
+            print(f"py-spy raw samples of the web: {kept}")
+            print(f"profile web ({hot['samples']} samples), self time:")
+            for name, share in hot["self"]:
+                print(f"  {share:5.1f}%  {name}")
+            print("inclusive (project code):")
+            for name, share in hot["inclusive_project"]:
+                print(f"  {share:5.1f}%  {name}")
         print(orjson.dumps(result).decode(), flush=True)
         return result
     finally:
