@@ -35,6 +35,15 @@ def _json_default(obj):
     raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
 
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
+
+
+def orjson_body(obj) -> bytes:
+    """A response body as ``jsonify`` makes it (compact, a newline at the end); TypeError
+    for what orjson refuses (the caller falls back to the stdlib encoder)."""
+    return orjson.dumps(obj, default=_json_default, option=_ORJSON_OPTIONS)
+
+
 class OrjsonProvider(DefaultJSONProvider):
     """jsonify() through orjson, several times faster than the stdlib encoder; what
     orjson refuses (an integer past 64 bits echoed in an error) goes the stdlib way.
@@ -42,18 +51,17 @@ class OrjsonProvider(DefaultJSONProvider):
 
     sort_keys = False
     compact = True
-    _options = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
 
     def dumps(self, obj, **kwargs) -> str:
         try:
-            return orjson.dumps(obj, default=_json_default, option=self._options).decode()
+            return orjson_body(obj).decode()
         except TypeError:
             return super().dumps(obj, **kwargs)
 
     def response(self, *args, **kwargs):
         obj = self._prepare_response_obj(args, kwargs)
         try:
-            body = orjson.dumps(obj, default=_json_default, option=self._options)
+            body = orjson_body(obj)
         except TypeError:
             return super().response(*args, **kwargs)
         return self._app.response_class(body, mimetype=self.mimetype)

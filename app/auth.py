@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import Request, current_app, request
 
 from app.errors import ApiError
 from engine.types import ANONYMOUS
@@ -16,10 +16,13 @@ def account_for_key(settings: Settings, api_key: str | None) -> str | None:
     return settings.api_keys.get(api_key)
 
 
-def current_account(required: bool) -> str:
-    """The caller's account. ``required``: this endpoint needs a key when auth is on."""
-    settings = current_app.config["SETTINGS"]
-    key = request.headers.get("X-API-Key")
+def current_account(required: bool, req: Request | None = None,
+                    settings: Settings | None = None) -> str:
+    """The caller's account. ``required``: this endpoint needs a key when auth is on.
+    ``req`` and ``settings``: the view's, when it has them (app.api.common says why)."""
+    if settings is None:
+        settings = current_app.config["SETTINGS"]
+    key = (request if req is None else req).headers.get("X-API-Key")
     if key:
         account = account_for_key(settings, key)
         if account is None:

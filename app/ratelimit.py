@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import limits
 import orjson
 import redis
-from flask import Flask, current_app, g, request
+from flask import Flask, Request, g, request
 from limits.storage import RedisClusterStorage, storage_from_string
 from prometheus_client import Counter
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -156,21 +156,21 @@ class Limiter:
         return ratelimits.incr_expire_all(self.storage, keys_, cost)
 
 
-def _identity() -> str:
-    key = request.headers.get("X-API-Key")
+def _identity(req: Request, settings) -> str:
+    key = req.headers.get("X-API-Key")
     if key:
-        account = current_app.config["SETTINGS"].api_keys.get(key)
+        account = settings.api_keys.get(key)
         if account is not None:
             return "acct:" + account
-    return "ip:" + (request.remote_addr or "unknown")
+    return "ip:" + (req.remote_addr or "unknown")
 
 
-def _cost() -> int:
+def _cost(req: Request) -> int:
     """One per request; a batch costs one per order (the body is parsed again by the view;
     a body that is not a batch costs one and gets its 400 there)."""
-    if request.endpoint == "orders.place_batch":
+    if req.endpoint == "orders.place_batch":
         try:
-            orders = orjson.loads(request.get_data(cache=True)).get("orders")
+            orders = orjson.loads(req.get_data(cache=True)).get("orders")
             if isinstance(orders, list) and orders:
                 return len(orders)
         except (orjson.JSONDecodeError, AttributeError):
@@ -198,13 +198,15 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _rate_limit():
-        path = request.path
+        # The request looked up once (app.api.common says what a lookup costs).
+        req = request._get_current_object()
+        path = req.path
         if path in EXEMPT_PATHS or not path.startswith("/api/"):
             return None
-        scope = "write" if request.method in WRITE_METHODS else "read"
+        scope = "write" if req.method in WRITE_METHODS else "read"
         try:
-            allowed, tightest = limiter.hit(scope, _identity(), getattr(config, scope),
-                                            _cost())
+            allowed, tightest = limiter.hit(scope, _identity(req, settings),
+                                            getattr(config, scope), _cost(req))
         except redis.exceptions.ReadOnlyError:
             # Counting on a replica (a read-only node without RATE_LIMIT_REDIS_URL): serve
             # unlimited rather than fail every request; say so once per process.
@@ -216,7 +218,7 @@ def init_app(app: Flask) -> None:
         g.rate_limit = tightest
         if not allowed:
             item, _, reset = tightest
-            rule = request.url_rule.rule if request.url_rule is not None else "unknown"
+            rule = req.url_rule.rule if req.url_rule is not None else "unknown"
             RATE_LIMITED.labels(rule, scope).inc()
             raise ApiError(429, "RATE_LIMITED",
                            f"Rate limit exceeded: {_describe(item)} for {scope}s; "

@@ -12,7 +12,15 @@ from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import ValidationError
 
 from app import auth, metrics, trading
-from app.api.common import all_markets, get_redis, json_object, market_for, query, settings
+from app.api.common import (
+    all_markets,
+    get_redis,
+    json_object,
+    json_response,
+    market_for,
+    query,
+    settings,
+)
 from app.errors import ApiError
 from archive import reads as history
 from schemas.orders import (
@@ -84,11 +92,14 @@ def _error_item(err: ValidationError) -> dict:
 
 @bp.post("/api/orders")
 def place_order():
-    account = auth.current_account(required=True)
-    body = json_object()
-    wait = query(_WAIT_QUERY)
-    request_data = _place_schema().load_order(body)
-    return _accept_and_answer(account, request_data, wait, processed_status=201)
+    # The request and the app looked up once and handed on (app.api.common says why).
+    req, app = request._get_current_object(), current_app._get_current_object()
+    desk = trading.for_app(app)
+    account = auth.current_account(True, req, desk.settings)
+    body = json_object(req)
+    wait = query(_WAIT_QUERY, req)
+    request_data = desk.place_schema.load_order(body)
+    return _accept_and_answer(app, desk, account, request_data, wait, processed_status=201)
 
 
 @bp.post("/api/orders/test")
@@ -103,14 +114,16 @@ def test_order():
 
 @bp.post("/api/orders/<order_id>/replace")
 def replace_order(order_id: str):
-    account = auth.current_account(required=True)
-    body = json_object()
-    wait = query(_WAIT_QUERY)
+    req, app = request._get_current_object(), current_app._get_current_object()
+    desk = trading.for_app(app)
+    account = auth.current_account(True, req, desk.settings)
+    body = json_object(req)
+    wait = query(_WAIT_QUERY, req)
     original = _owned_hash(order_id, account)
     if original["status"] in FINAL:
         raise ApiError(409, "ORDER_NOT_REPLACEABLE", f"The order is already {original['status']}.")
     body.setdefault("symbol", original["sym"])  # a replace stays on the original's market
-    request_data = _place_schema().load_order(body)
+    request_data = desk.place_schema.load_order(body)
     if request_data["symbol"] != original["sym"]:
         raise ApiError(400, "VALIDATION_ERROR", "A replace keeps the original's symbol.",
                        {"symbol": [f"Must be {original['sym']}, the original order's symbol."]})
@@ -119,20 +132,21 @@ def replace_order(order_id: str):
         raise ApiError(400, "VALIDATION_ERROR", "A replace keeps the original's side.",
                        {name: [f"Must be {original['side']}, the original order's side."]})
     request_data["replaces_order_id"] = order_id
-    return _accept_and_answer(account, request_data, wait, processed_status=200)
+    return _accept_and_answer(app, desk, account, request_data, wait, processed_status=200)
 
 
-def _accept_and_answer(account: str, request_data: dict, wait: dict, processed_status: int):
+def _accept_and_answer(app, desk: trading.Desk, account: str, request_data: dict, wait: dict,
+                       processed_status: int):
     """Journal one validated order (a place or a replace) and answer as the contract says."""
-    placed = trading.place(_desk(), account, [request_data], [g.request_id])[0]
+    placed = trading.place(desk, account, [request_data], [g.request_id])[0]
     if placed.error is not None:
         raise placed.error
     if placed.status == 202 and wait["wait"]:
         order = placed.order
         settled = _settled(order["id"], order["symbol"], placed.sequence, wait["timeout"])
         if settled is not None:
-            return jsonify(settled), processed_status
-    return jsonify(placed.order), placed.status
+            return json_response(app, settled, processed_status)
+    return json_response(app, placed.order, placed.status)
 
 
 FINAL = ("FILLED", "CANCELLED", "REJECTED")

@@ -16,13 +16,12 @@ journaled together (one round trip, in order), as REST's batch endpoint does.
 
 from __future__ import annotations
 
-import json
 import re
-from decimal import Decimal
 
 import redis
 from marshmallow import ValidationError
 
+from app.api.common import loads_exact
 from app.errors import ApiError
 from schemas import ws as frames
 from store.pool import PoolExhausted
@@ -30,10 +29,6 @@ from store.pool import PoolExhausted
 OPS = frames.ENTRY_OPS
 REQ_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-def _no_constants(name):
-    raise ValueError(f"{name} is not a number")
 
 
 _BAD_REQ_ID = ApiError(400, "VALIDATION_ERROR", "Invalid request.", {
@@ -148,7 +143,7 @@ def _place_body(conn, data) -> dict:
 
     _account(conn)  # refused before anything else, as REST checks the key first
     try:  # exact decimals, as REST parses its body (orjson would give floats)
-        body = json.loads(data, parse_float=Decimal, parse_constant=_no_constants)
+        body = loads_exact(data)
     except ValueError as exc:
         raise ApiError(400, "INVALID_JSON", f"The frame is not valid JSON: {exc}") from None
     del body["op"], body["reqId"]
