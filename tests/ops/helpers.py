@@ -87,14 +87,17 @@ def place(base: str, **order) -> tuple[int, dict]:
     return status, body
 
 
-def settled(base: str, order_id: str, timeout: float = 20.0) -> dict:
-    """The order once the matcher processed it (polls GET; no reliance on ?wait=true)."""
+def settled(base: str, order_id: str, timeout: float = 20.0, status: str | None = None) -> dict:
+    """The order once the matcher processed it (polls GET; no reliance on ?wait=true);
+    with ``status``, once it has that status (a cancel of an order already PARTIAL)."""
     found = {}
 
     def done():
-        status, body, _ = http("GET", f"{base}/api/orders/{order_id}")
+        code, body, _ = http("GET", f"{base}/api/orders/{order_id}")
         found["order"] = body
-        return status == 200 and body["status"] != "PENDING"
+        if code != 200:
+            return False
+        return body["status"] == status if status else body["status"] != "PENDING"
 
     processes.wait_until(done, timeout=timeout, interval=0.05, what=f"{order_id} processed")
     return found["order"]
