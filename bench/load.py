@@ -311,17 +311,22 @@ def run_mode(mode: str, args, base: str, r: redis.Redis, watcher: CommitWatcher,
           flush=True)
     if redis_commands:
         print_commandstats(mode, redis_commands)
-    if hot:
-        for proc, spots in hot.items():
-            print(f"  profile {proc} ({spots['samples']} samples), self time:")
-            for f, p in spots["self"][:5]:
-                print(f"    {p:5.1f}%  {f}")
-            print("   inclusive (project code):")
-            for f, p in spots["inclusive_project"][:5]:
-                print(f"    {p:5.1f}%  {f}")
-            web_ms = sum(ms for name, ms in cpu.items() if name.startswith("web "))
-            print_breakdown(proc, spots["breakdown"], web_ms if proc == "web" else cpu["matcher"])
+    for proc, spots in (hot or {}).items():
+        print_hot_spots(proc, spots, cpu)
     return result
+
+
+def print_hot_spots(proc: str, spots: dict, cpu: dict, top: int = 5) -> None:
+    """One process's profile (``Profiler.report``): top self and inclusive frames, then
+    the phase breakdown in ms per order from ``cpu`` (``ProcessCpu.ms_per``)."""
+    print(f"  profile {proc} ({spots['samples']} samples), self time:")
+    for f, p in spots["self"][:top]:
+        print(f"    {p:5.1f}%  {f}")
+    print("   inclusive (project code):")
+    for f, p in spots["inclusive_project"][:top]:
+        print(f"    {p:5.1f}%  {f}")
+    web_ms = sum(ms for name, ms in cpu.items() if name.startswith("web "))
+    print_breakdown(proc, spots["breakdown"], web_ms if proc == "web" else cpu["matcher"])
 
 
 def run_wrk(args, base: str, batch: int = 0) -> dict:

@@ -8,8 +8,8 @@ around 100.00, BUY or SELL at random, so about half trade on arrival (the ``make
 mix). Figures: accepted orders/s (acks), errors by code, ack latency p50/p99,
 processed orders/s (accepted until the matcher applied the last one) and, as ``make load``
 prints them, the CPU milliseconds per accepted order of each process (each gunicorn
-worker, the matcher, redis-server). ``--profile`` adds py-spy on the web (top self time).
-The last line is one JSON object.
+worker, the matcher, redis-server). ``--profile`` adds py-spy on the web, printed as
+``make load --profile`` prints it. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def run(args) -> dict:
                           "redis-server": int(r.info("server")["process_id"])})
         profiler = None
         if args.profile:
-            from bench.load import Profiler
+            from bench.load import Profiler, print_hot_spots
 
             profiler = Profiler(tmp)
             profiler.start("web", web.pid, int(args.seconds), subprocesses=True)
@@ -189,16 +189,10 @@ def run(args) -> dict:
             "cpu_ms_per_order": cpu_ms,
         }
         if profiler:
-            hot = profiler.report(top=25)["web"]
             kept = Path(tempfile.gettempdir()) / "ws_place_web.txt"
+            print_hot_spots("web", profiler.report(top=10)["web"], cpu_ms, top=10)
             shutil.copy(tmp / "web.txt", kept)
             print(f"py-spy raw samples of the web: {kept}")
-            print(f"profile web ({hot['samples']} samples), self time:")
-            for name, share in hot["self"]:
-                print(f"  {share:5.1f}%  {name}")
-            print("inclusive (project code):")
-            for name, share in hot["inclusive_project"]:
-                print(f"  {share:5.1f}%  {name}")
         print(orjson.dumps(result).decode(), flush=True)
         return result
     finally:
